@@ -192,7 +192,9 @@ OBJECTS: dict[str, SObject] = {
                 Field("Email", "email"),
                 Field("Website", "url"),
                 Field("LeadSource", "picklist", picklist=LEAD_SOURCES),
-                Field("Status", "picklist", picklist=("Open", "Working", "Converted", "Disqualified")),
+                Field(
+                    "Status", "picklist", picklist=("Open", "Working", "Converted", "Disqualified")
+                ),
                 Field("IsConverted", "boolean", nillable=False),
                 Field("ConvertedAccountId", "reference", reference_to="Account"),
             ),

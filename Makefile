@@ -1,0 +1,43 @@
+# dynamic-books: two commands on a fresh machine with only Python 3.11:
+#   make demo   (set up, generate a world, run one cycle)
+#   make test   (set up, lint, run the test suite; what .ci/run runs)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+# dbt (and so sqlfluff's dbt templater) reads the warehouse path from the environment.
+export BOOKS_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
+
+.PHONY: setup demo test lint ui lock
+
+# Idempotent: creates .venv only if missing; uv leaves already-installed pins untouched.
+setup: $(BIN)/uv
+	$(BIN)/uv pip install --quiet -p $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet -p $(BIN)/python -e . --no-deps \
+		--config-settings editable_mode=compat
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+demo: setup
+	$(BIN)/books demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project/models
+
+ui: setup
+	$(BIN)/books ui
+
+# Re-pin after changing pyproject.toml dependencies (existing pins are preferred).
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock

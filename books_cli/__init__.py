@@ -1,0 +1,1 @@
+"""The `books` command line (thin: parses arguments, calls the packages)."""

@@ -1,0 +1,420 @@
+"""The `books` console script.
+
+Thin on purpose: parse arguments, resolve paths and the policy, call the packages. Heavy
+imports (dagster, duckdb, polars, the generator) happen inside the commands so `books --help`
+and `books validate-policy` start fast. A user mistake (bad policy, bad date, missing file, a
+locked database) prints one line and exits 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USER = 2
+
+# The demo's as-of date when no world exists yet (a Monday, so weekly cadences line up).
+DEMO_AS_OF = date(2025, 6, 2)
+DEMO_ACCOUNTS = 20_000
+DEMO_REPS = 40
+DEMO_SEED = 42
+
+log = logging.getLogger("books")
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 2."""
+
+
+class Unavailable(Exception):
+    """A part of the product that this installation lacks (exit code 1, one line)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid date {text!r} (expected YYYY-MM-DD)") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"port {value} must be <= 65535")
+    return value
+
+
+# --- shared setup -------------------------------------------------------------------------------
+def _paths(args: argparse.Namespace) -> Any:
+    from policy.paths import resolve_paths
+
+    return resolve_paths(policy=getattr(args, "policy", None))
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Resolve paths, validate the policy, and export absolute paths for every subprocess."""
+    from policy import load_policy
+
+    paths = _paths(args)
+    policy = load_policy(paths.policy)
+    os.environ.update(paths.as_env())
+    return paths, policy
+
+
+def _import(module: str, name: str, what: str) -> Callable[..., Any]:
+    """Import a command's implementation lazily, with a clear message if it is missing."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise Unavailable(f"{what} is not available: module {exc.name!r} is missing") from None
+        raise
+    try:
+        return getattr(mod, name)
+    except AttributeError:
+        raise Unavailable(f"{what} is not available: {module}.{name} is missing") from None
+
+
+def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call with the keyword arguments the function accepts (optional extras are dropped)."""
+    params = inspect.signature(func).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return func(*args, **kwargs)
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from books_cli.progress import ProgressPrinter
+
+    return ProgressPrinter(quiet=args.quiet)
+
+
+def _crm_today(db_path: Path) -> date:
+    """The local CRM's clock date: the as-of date its generated world was built for."""
+    from local_crm.db import CrmStore
+
+    return CrmStore(db_path).clock.today()
+
+
+def _generate(
+    args: argparse.Namespace,
+    paths: Any,
+    *,
+    accounts: int,
+    reps: int,
+    seed: int,
+    months: int,
+    as_of: date,
+) -> Any:
+    generate_world = _import("local_crm.generator", "generate_world", "the world generator")
+    paths.landing.mkdir(parents=True, exist_ok=True)
+    return _call(
+        generate_world,
+        paths.crm_db,
+        accounts=accounts,
+        reps=reps,
+        seed=seed,
+        months=months,
+        as_of=as_of,
+        landing_dir=paths.landing,
+        progress=_progress(args),
+        policy_path=paths.policy,
+    )
+
+
+def _run_cycle(args: argparse.Namespace, as_of: date, *, dry_run: bool, override: bool) -> Any:
+    run_cycle = _import("orchestration.runner", "run_cycle", "the cycle runner")
+    return run_cycle(
+        as_of=as_of, dry_run=dry_run, override_guard=override, progress=_progress(args)
+    )
+
+
+def _show_summary(summary: Any) -> None:
+    render = getattr(summary, "render", None)
+    print(render() if callable(render) else summary)
+
+
+# --- commands -----------------------------------------------------------------------------------
+def cmd_validate_policy(args: argparse.Namespace) -> int:
+    from policy import load_policy, policy_version
+
+    file = Path(args.file).resolve() if args.file else _paths(args).policy
+    policy = load_policy(file)
+    version = policy_version(policy)
+    print(f"{file}: valid (policy version {version[:12]}; full {version})")
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    paths, _ = _prepare(args)
+    if paths.crm_db.exists():
+        if not args.force:
+            raise UserError(f"{paths.crm_db} already exists; pass --force to replace it")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{paths.crm_db}{suffix}").unlink(missing_ok=True)
+    summary = _generate(
+        args,
+        paths,
+        accounts=args.accounts,
+        reps=args.reps,
+        seed=args.seed,
+        months=args.months,
+        as_of=args.as_of,
+    )
+    counts = getattr(summary, "counts", None)
+    print(f"generated world in {paths.crm_db} (as of {args.as_of})")
+    if isinstance(counts, dict):
+        print("  " + ", ".join(f"{name}: {count:,}" for name, count in counts.items()))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _prepare(args)
+    summary = _run_cycle(args, args.as_of, dry_run=args.dry_run, override=args.override_guard)
+    _show_summary(summary)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    paths, _ = _prepare(args)
+    if paths.crm_db.exists():
+        as_of = args.as_of or _crm_today(paths.crm_db)
+        print(f"using the existing local CRM {paths.crm_db} (as of {as_of})", file=sys.stderr)
+    else:
+        as_of = args.as_of or DEMO_AS_OF
+        _generate(
+            args,
+            paths,
+            accounts=args.accounts,
+            reps=args.reps,
+            seed=args.seed,
+            months=12,
+            as_of=as_of,
+        )
+    summary = _run_cycle(args, as_of, dry_run=False, override=True)
+    _show_summary(summary)
+    print(f"\nwarehouse: {paths.warehouse}")
+    print(f"local CRM: {paths.crm_db}")
+    print("open the Dagster UI with: .venv/bin/books ui   (or: make ui)")
+    return EXIT_OK
+
+
+def cmd_local_crm_serve(args: argparse.Namespace) -> int:
+    paths, _ = _prepare(args)
+    if not paths.crm_db.exists():
+        raise UserError(f"{paths.crm_db} does not exist; create it with `books generate`")
+    serve = _import("local_crm.server", "serve", "the local CRM server")
+    print(f"local CRM on http://{args.host}:{args.port} ({paths.crm_db})", file=sys.stderr)
+    serve(paths.crm_db, args.host, args.port)
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    paths, _ = _prepare(args)
+    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [
+        str(dagster) if dagster.exists() else "dagster",
+        "dev",
+        "-m",
+        "orchestration.definitions",
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
+    try:
+        return subprocess.call(command, cwd=paths.root, env=os.environ.copy())
+    except FileNotFoundError:
+        raise UserError(
+            "`dagster` is not installed in this environment; run `make setup`"
+        ) from None
+
+
+# --- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--policy",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="policy file (default: $BOOKS_POLICY or books.yml at the repo root)",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress lines"
+    )
+
+    parser = _Parser(
+        prog="books",
+        parents=[common],
+        description="dynamic-books: warehouse-native dynamic book management for B2B sales.",
+        epilog="Paths: BOOKS_CRM_DB, BOOKS_WAREHOUSE, BOOKS_LANDING (defaults under data/).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="generate a world if none, run one cycle",
+        description="Generate a 20k-account, 40-rep world in the local CRM if "
+        "none exists, run one books cycle in-process and print a summary.",
+    )
+    demo.add_argument("--as-of", type=_date, help="as-of date (default: the CRM's clock)")
+    demo.add_argument("--accounts", type=_positive, default=DEMO_ACCOUNTS)
+    demo.add_argument("--reps", type=_positive, default=DEMO_REPS)
+    demo.add_argument("--seed", type=int, default=DEMO_SEED)
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run one books cycle for an as-of date",
+        description="Ingest, decide and write back for one as-of date.",
+    )
+    run.add_argument("--as-of", type=_date, required=True, metavar="DATE", help="YYYY-MM-DD")
+    run.add_argument("--dry-run", action="store_true", help="plan only; no CRM writes")
+    run.add_argument(
+        "--override-guard",
+        action="store_true",
+        help="write even if the blast-radius guard blocks the plan (e.g. launch day)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    gen = sub.add_parser(
+        "generate",
+        parents=[common],
+        help="generate a world in the local CRM",
+        description="Generate a synthetic world (reps, accounts, activities, "
+        "signals, landing files) into the local CRM.",
+    )
+    gen.add_argument("--accounts", type=_positive, required=True, metavar="N")
+    gen.add_argument("--reps", type=_positive, required=True, metavar="M")
+    gen.add_argument("--seed", type=int, required=True, metavar="S")
+    gen.add_argument("--months", type=_positive, default=12, help="months of history (12)")
+    gen.add_argument(
+        "--as-of",
+        type=_date,
+        default=DEMO_AS_OF,
+        metavar="DATE",
+        help=f"the world's 'today' (default {DEMO_AS_OF})",
+    )
+    gen.add_argument("--force", action="store_true", help="replace an existing local CRM")
+    gen.set_defaults(func=cmd_generate)
+
+    crm = sub.add_parser("local-crm", parents=[common], help="the local Salesforce-compatible CRM")
+    crm_sub = crm.add_subparsers(dest="crm_command", metavar="COMMAND", required=True)
+    serve = crm_sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the local CRM over HTTP",
+        description="Serve the local CRM's Salesforce API subset.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=8765)
+    serve.set_defaults(func=cmd_local_crm_serve)
+
+    val = sub.add_parser(
+        "validate-policy",
+        parents=[common],
+        help="check a policy file",
+        description="Validate a policy file; exit 2 naming the bad field.",
+    )
+    val.add_argument("file", nargs="?", help="policy file (default: the --policy file)")
+    val.set_defaults(func=cmd_validate_policy)
+
+    ui = sub.add_parser(
+        "ui",
+        parents=[common],
+        help="open the Dagster UI (dagster dev)",
+        description="Run `dagster dev` on orchestration.definitions.",
+    )
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=_port, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+# --- errors -------------------------------------------------------------------------------------
+def _user_error_message(exc: BaseException) -> str | None:
+    """A one-line message if `exc` (or its cause chain) is a user-fixable problem."""
+    from_chain: BaseException | None = exc
+    seen: set[int] = set()
+    while from_chain is not None and id(from_chain) not in seen:
+        seen.add(id(from_chain))
+        text = str(from_chain).strip().splitlines()[0] if str(from_chain).strip() else ""
+        module = type(from_chain).__module__ or ""
+        if isinstance(from_chain, UserError):
+            return text
+        if type(from_chain).__name__ == "PolicyError":
+            return f"invalid policy: {text}"
+        if "duckdb" in module and "lock" in str(from_chain).lower():
+            return (
+                f"the warehouse is in use by another process ({text}); wait for it to finish "
+                "or close it"
+            )
+        if "sqlite3" in module and "locked" in text.lower():
+            return f"the local CRM database is locked by another process ({text})"
+        if isinstance(from_chain, FileNotFoundError):
+            name = from_chain.filename or text
+            return f"file not found: {name}"
+        from_chain = from_chain.__cause__ or from_chain.__context__
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.quiet = getattr(args, "quiet", False)
+    args.policy = getattr(args, "policy", None)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print("books: interrupted", file=sys.stderr)
+        return 130
+    except Unavailable as exc:
+        print(f"books: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        message = _user_error_message(exc)
+        if message is None or getattr(args, "verbose", False):
+            raise
+        print(f"books: error: {message}", file=sys.stderr)
+        return EXIT_USER
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The validated policy (books.yml): model, loading, version hash, dbt vars, safe filters."""
+
+from policy.filters import Condition, to_sql
+from policy.loader import (
+    PolicyError,
+    canonical_json,
+    load_policy,
+    policy_sql,
+    policy_version,
+    short_version,
+    to_dbt_vars,
+    validate_policy_data,
+)
+from policy.model import Policy
+from policy.paths import BooksPaths, resolve_paths
+
+__all__ = [
+    "BooksPaths",
+    "Condition",
+    "Policy",
+    "PolicyError",
+    "canonical_json",
+    "load_policy",
+    "policy_sql",
+    "policy_version",
+    "resolve_paths",
+    "short_version",
+    "to_dbt_vars",
+    "to_sql",
+    "validate_policy_data",
+]
