@@ -1,0 +1,1 @@
+"""Ingestion into the warehouse: CRM objects (dlt over crm/) and landing files."""

@@ -1,0 +1,148 @@
+"""Ingestion assets: one per CRM object (`salesforce/<table>`) and one per landing feed (`files/...`).
+
+Plain `@multi_asset`s calling `ingest.run_salesforce_ingest` / `ingest.run_file_ingest`, not
+dagster-dlt's `@dlt_assets`: `@dlt_assets` needs the dlt source and pipeline (hence the warehouse
+path and a CRM connection) at import time, while here both come from resources at run time, and
+the source picks REST or Bulk 2.0 per run. The asset keys equal the dbt source names, so lineage
+is one graph. Both assets write the DuckDB file, so they run in pool `duckdb_writer`.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import duckdb
+
+from ingest.fields import object_specs
+from ingest.files import FEEDS, run_file_ingest
+from ingest.files import SCHEMA as FILES_SCHEMA
+from ingest.salesforce import DATASET, run_salesforce_ingest
+from orchestration.resources import CrmResource, WarehouseResource
+
+GROUP = "ingest"
+POOL = "duckdb_writer"
+KINDS = {"salesforce", "dlt", "duckdb"}
+
+_PURPOSE = {
+    "User": "Reps, pool users and managers: roles, segments, ramp and out-of-office dates.",
+    "Account": "Accounts with owner and book fields: the unit the books distribute and retrieve.",
+    "Contact": "Contacts (no personal names) for key-contact signals and engagement matching.",
+    "Lead": "Inbound leads (no personal names), matched to accounts as timing signals.",
+    "Opportunity": "Opportunities: open ones protect an account; close-date pushes flag hoarding.",
+    "Task": "Tasks incl. archived ones (queryAll): the meaningful-touch history of every account.",
+    "Event": "Events incl. archived ones (queryAll): meetings count as meaningful touches.",
+    "Signal__c": "Timing signals (intent, funding, key contacts) recorded in the CRM.",
+    "AccountHistory": "Field history of owner and book status: who owned what, and when.",
+}
+
+SALESFORCE_KEYS = {name: dg.AssetKey(["salesforce", s.table]) for name, s in object_specs().items()}
+FILE_KEYS = {feed.table: dg.AssetKey(["files", feed.table]) for feed in FEEDS}
+
+
+def _table_rows(warehouse: WarehouseResource, schema: str, tables: list[str]) -> dict[str, int]:
+    con = duckdb.connect(str(warehouse.warehouse_path), read_only=True)
+    try:
+        return {
+            t: int(con.execute(f'select count(*) from {schema}."{t}"').fetchall()[0][0])
+            for t in tables
+        }
+    finally:
+        con.close()
+
+
+@dg.multi_asset(
+    name="salesforce_raw",
+    specs=[
+        dg.AssetSpec(
+            key,
+            description=f"raw_salesforce.{object_specs()[name].table}: {_PURPOSE[name]} "
+            "Incremental on SystemModstamp with a look-back window, merged on Id; deleted "
+            "rows arrive with is_deleted = true.",
+            group_name=GROUP,
+            kinds=KINDS,
+            skippable=True,
+            metadata={"dagster/table_name": f"{DATASET}.{object_specs()[name].table}"},
+        )
+        for name, key in SALESFORCE_KEYS.items()
+    ],
+    can_subset=True,
+    pool=POOL,
+)
+def salesforce_raw(
+    context: dg.AssetExecutionContext, crm: CrmResource, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
+    """Extract CRM objects changed since the last load into DuckDB `raw_salesforce`."""
+    selected = context.selected_asset_keys
+    objects = [name for name, key in SALESFORCE_KEYS.items() if key in selected]
+
+    def progress(obj: str, rows: int) -> None:
+        context.log.debug(f"{obj}: {rows} rows extracted")
+
+    with crm.open() as conn:
+        stats = run_salesforce_ingest(
+            conn, warehouse.warehouse_path, objects=objects, progress=progress
+        )
+        usage = conn.api_usage
+    totals = _table_rows(warehouse, DATASET, [stats[o].table for o in objects])
+    for name in objects:
+        s = stats[name]
+        context.log.info(
+            f"{name}: {s.rows_loaded} new/changed rows ({s.deleted_rows} deleted) via {s.method}"
+        )
+        metadata: dict = {
+            "rows_loaded": s.rows_loaded,
+            "rows_fetched": s.rows_fetched,
+            "deleted_rows": s.deleted_rows,
+            "method": s.method,
+            "since": str(s.since) if s.since else "full load",
+            "seconds": round(s.seconds, 3),
+            "dagster/row_count": totals[s.table],
+        }
+        if usage:
+            metadata["api_usage"] = f"{usage[0]}/{usage[1]}"
+        yield dg.MaterializeResult(asset_key=SALESFORCE_KEYS[name], metadata=metadata)
+
+
+@dg.multi_asset(
+    name="landing_files",
+    specs=[
+        dg.AssetSpec(
+            key,
+            description=f"raw_files.{table}: the {feed.name} feed from the landing folder "
+            f"({feed.folder}/{feed.pattern}); each file once, re-deliveries not double-counted, "
+            "malformed files held back in raw_files._rejected_files.",
+            group_name=GROUP,
+            kinds={"files", "duckdb"},
+            skippable=True,
+            metadata={"dagster/table_name": f"{FILES_SCHEMA}.{table}"},
+        )
+        for feed in FEEDS
+        for table, key in [(feed.table, FILE_KEYS[feed.table])]
+    ],
+    can_subset=True,
+    pool=POOL,
+)
+def landing_files(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
+    """Load new intent and engagement files; a bad file is reported, never fatal."""
+    stats = run_file_ingest(warehouse.landing_path, warehouse.warehouse_path)
+    for label, reason in stats.rejected.items():
+        context.log.warning(f"landing file {label} held back: {reason}")
+    totals = _table_rows(warehouse, FILES_SCHEMA, list(FILE_KEYS))
+    for feed in FEEDS:
+        key = FILE_KEYS[feed.table]
+        if key not in context.selected_asset_keys:
+            continue
+        prefix = f"{feed.folder}/"
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                "rows_loaded": stats.rows_loaded[feed.table],
+                "files_loaded": len([f for f in stats.loaded if f.startswith(prefix)]),
+                "files_duplicate": len([f for f in stats.duplicates if f.startswith(prefix)]),
+                "files_rejected": dg.MetadataValue.json(
+                    {f: r for f, r in stats.rejected.items() if f.startswith(prefix)}
+                ),
+                "dagster/row_count": totals[feed.table],
+            },
+        )
