@@ -1,0 +1,1 @@
+"""Root pytest configuration: kept minimal on purpose; fixtures live next to the tests."""
