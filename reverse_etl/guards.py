@@ -1,0 +1,152 @@
+"""Guards that stop a write-back before it does damage (issue 7 items 2 and 5).
+
+Blast radius: a rule bug that sends a large share of owned accounts back to the pool must not
+reach the CRM. A plan is blocked when its moves (owner rep -> pool user: retrievals and
+returns) exceed a share of all owned accounts, or a multiple of the median of recent plans, or
+a share of any one rep's book; an explicit per-run override lets it through.
+
+API budget: Salesforce counts every call against a daily allocation that other integrations
+share; the writer stops before `api_budget_share` of it and leaves the rest planned.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from reverse_etl.policy import WritePolicy
+
+if TYPE_CHECKING:
+    from reverse_etl.plan import Change
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GuardContext:
+    """What the guards compare a plan with: who the pool is, book sizes, recent plans."""
+
+    pool_owner_ids: frozenset[str] = frozenset()
+    owner_counts: dict[str, int] = field(default_factory=dict)  # accounts per owner (read now)
+    recent_moves: tuple[int, ...] = ()  # moves of previous plans, newest first
+
+
+def blast_radius(
+    changes: Iterable[Change], context: GuardContext, policy: WritePolicy
+) -> tuple[int, int, list[str]]:
+    """Return (moves, owned accounts, reasons to block); no reasons means the plan may write."""
+    from_owner: Counter[str] = Counter()
+    for change in changes:
+        if change.is_move:
+            from_owner[str(change.before["OwnerId"])] += 1
+    moves = sum(from_owner.values())
+    owned = sum(n for o, n in context.owner_counts.items() if o not in context.pool_owner_ids)
+    reasons: list[str] = []
+    if moves and owned and moves / owned > policy.max_move_share_of_owned:
+        reasons.append(
+            f"plan moves {moves} of {owned} owned accounts to the pool "
+            f"({moves / owned:.0%} > guards.max_move_share_of_owned "
+            f"{policy.max_move_share_of_owned:.0%})"
+        )
+    recent = [m for m in context.recent_moves[: policy.recent_runs]]
+    if len(recent) >= 3:
+        median = statistics.median(recent)
+        if median > 0 and moves > policy.max_move_vs_recent_median * median:
+            reasons.append(
+                f"plan moves {moves} accounts, more than {policy.max_move_vs_recent_median:g}x "
+                f"the median {median:g} of the last {len(recent)} plans "
+                "(guards.max_move_vs_recent_median)"
+            )
+    for owner, n in sorted(from_owner.items()):
+        book = context.owner_counts.get(owner, 0)
+        if book >= policy.min_book_for_share_guard and n / book > policy.max_share_of_one_book:
+            reasons.append(
+                f"plan takes {n} of the {book} accounts of owner {owner} "
+                f"({n / book:.0%} > guards.max_share_of_one_book "
+                f"{policy.max_share_of_one_book:.0%})"
+            )
+    return moves, owned, reasons
+
+
+def load_guard_context(
+    warehouse_path: str | Path, policy: WritePolicy, *, exclude_run: str | None = None
+) -> GuardContext:
+    """Read pool users, book sizes (raw CRM read of this run) and recent plans from the warehouse."""
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        tables = {
+            f"{s}.{t}"
+            for s, t in con.execute(
+                "select table_schema, table_name from information_schema.tables"
+            ).fetchall()
+        }
+        pool: set[str] = set()
+        counts: dict[str, int] = {}
+        if "raw_salesforce.user" in tables:
+            pool = {
+                r[0]
+                for r in con.execute(
+                    "select id from raw_salesforce.user "
+                    "where book_role_c = 'Pool' or list_contains(?, username)",
+                    [list(policy.pool_users)],
+                ).fetchall()
+            }
+        else:
+            log.warning("%s has no raw_salesforce.user; pool users unknown", warehouse_path)
+        if "raw_salesforce.account" in tables:
+            counts = dict(
+                con.execute(
+                    "select owner_id, count(*) from raw_salesforce.account "
+                    "where not coalesce(is_deleted, false) group by owner_id"
+                ).fetchall()
+            )
+        recent: tuple[int, ...] = ()
+        if "ops.write_plans" in tables:
+            recent = tuple(
+                r[0]
+                for r in con.execute(
+                    "select moves from ops.write_plans where run_id is distinct from ? "
+                    "order by planned_seq desc limit ?",
+                    [exclude_run, policy.recent_runs],
+                ).fetchall()
+            )
+    return GuardContext(frozenset(pool), counts, recent)
+
+
+@dataclass
+class ApiBudget:
+    """Stops the writer before `share` of the daily API allocation is used.
+
+    Usage comes from the connector's last `Sforce-Limit-Info` (used, max); before the first
+    response it is unknown and one call is allowed to learn it.
+    """
+
+    share: float
+    stopped: bool = False
+    last_usage: tuple[int, int] | None = None
+
+    def allows(self, usage: tuple[int, int] | None, calls: int) -> bool:
+        """True if `calls` more requests keep usage at or under the cap."""
+        if usage is None or not usage[1]:
+            return True
+        used, limit = usage
+        self.last_usage = (used, limit)
+        if used + calls > self.share * limit:
+            if not self.stopped:
+                log.warning(
+                    "API budget: %d of %d daily calls used; %d more would cross %.0f%%; "
+                    "stopping, the rest stays planned",
+                    used,
+                    limit,
+                    calls,
+                    self.share * 100,
+                )
+            self.stopped = True
+            return False
+        return True

@@ -1,0 +1,298 @@
+"""The write-back ledger (outbox) and `sync_log` in the warehouse DuckDB, schema `ops`.
+
+Every change is committed `planned` before any CRM call, moves to `sending` before its write
+and to an outcome after it, each step its own short transaction, so a process killed at any
+point leaves a ledger the next run can finish (`reverse_etl.apply.recover`). `acked` means the
+CRM reported the write saved and the read-back has not yet confirmed it.
+
+States: planned -> sending -> acked -> applied; or sending -> retry | rejected; planned ->
+unchanged | conflict | rejected (decided on the pre-write re-read); planned | retry ->
+superseded (a newer run planned again). `sync_log` gets one append-only row per attempted
+change when it reaches an outcome, written in the same transaction as the state.
+
+Connections are opened per step and closed at once: DuckDB allows one writer per file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from reverse_etl.plan import Plan, canonical_json
+
+Clock = Callable[[], dt.datetime]
+
+PLANNED, SENDING, ACKED, RETRY = "planned", "sending", "acked", "retry"
+APPLIED, UNCHANGED, CONFLICT, REJECTED, SUPERSEDED = (
+    "applied",
+    "unchanged",
+    "conflict",
+    "rejected",
+    "superseded",
+)
+OUTCOMES = (APPLIED, UNCHANGED, CONFLICT, REJECTED)  # terminal, logged to sync_log
+STATES = (PLANNED, SENDING, ACKED, RETRY, *OUTCOMES, SUPERSEDED)
+IN_FLIGHT = (SENDING, ACKED)
+
+_DDL = """
+create schema if not exists ops;
+create table if not exists ops.write_plans (
+    run_id varchar not null,
+    planned_seq bigint not null,
+    planned_at timestamptz not null,
+    changes integer not null,
+    moves integer not null,
+    owned_accounts integer not null,
+    status varchar not null,          -- planned | blocked | overridden
+    blocked_reasons varchar,
+    overridden_at timestamptz
+);
+create table if not exists ops.write_ledger (
+    change_key varchar not null,
+    run_id varchar not null,
+    account_id varchar not null,
+    fields varchar not null,          -- JSON list, sorted
+    before_json varchar not null,     -- canonical JSON {field: value read this run}
+    after_json varchar not null,      -- canonical JSON {field: desired value}
+    is_move boolean not null,
+    state varchar not null,
+    attempts integer not null,
+    error_code varchar,
+    error_message varchar,
+    bulk_job_id varchar,
+    planned_at timestamptz not null,
+    updated_at timestamptz not null
+);
+create table if not exists ops.sync_log (
+    change_key varchar not null,
+    run_id varchar not null,
+    account_id varchar not null,
+    fields varchar not null,
+    before_json varchar not null,
+    after_json varchar not null,
+    outcome varchar not null,         -- applied | unchanged | conflict | rejected | retry
+    attempts integer not null,
+    error_code varchar,
+    error_message varchar,
+    planned_at timestamptz not null,
+    finished_at timestamptz not null
+);
+"""
+
+
+def utc_now() -> dt.datetime:
+    """Default stamp for ledger rows (operational metadata only; no decision reads it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    change_key: str
+    run_id: str
+    account_id: str
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    state: str
+    attempts: int
+    bulk_job_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One state change of one ledger row (outcome fields are optional)."""
+
+    change_key: str
+    state: str
+    attempts: int
+    error_code: str | None = None
+    error_message: str | None = None
+    bulk_job_id: str | None = None
+
+
+def connect(warehouse_path: str | Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(warehouse_path))
+    con.execute(_DDL)
+    return con
+
+
+def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
+    """Commit the plan as `planned` rows (idempotent per change key) in one transaction.
+
+    Older runs' rows still `planned`/`retry` are superseded: this run re-read the CRM and
+    planned whatever is still needed. A re-plan of the same run keeps existing rows' states.
+    """
+    now = clock()
+    frame = pl.DataFrame(
+        {
+            "change_key": [c.change_key for c in plan.changes],
+            "account_id": [c.account_id for c in plan.changes],
+            "fields": [json.dumps(list(c.fields)) for c in plan.changes],
+            "before_json": [canonical_json(c.before) for c in plan.changes],
+            "after_json": [canonical_json(c.after) for c in plan.changes],
+            "is_move": [c.is_move for c in plan.changes],
+        },
+        schema={
+            "change_key": pl.Utf8,
+            "account_id": pl.Utf8,
+            "fields": pl.Utf8,
+            "before_json": pl.Utf8,
+            "after_json": pl.Utf8,
+            "is_move": pl.Boolean,
+        },
+    )
+    status = "blocked" if plan.is_blocked else "planned"
+    with connect(warehouse_path) as con:
+        con.execute("begin")
+        con.register("_plan", frame)
+        con.execute(
+            "update ops.write_ledger set state = ?, updated_at = ? "
+            "where run_id <> ? and state in (?, ?)",
+            [SUPERSEDED, now, plan.run_id, PLANNED, RETRY],
+        )
+        con.execute(
+            "update ops.write_ledger set state = ?, updated_at = ? where run_id = ? "
+            "and state = ? and change_key not in (select change_key from _plan)",
+            [SUPERSEDED, now, plan.run_id, PLANNED],
+        )
+        con.execute(
+            "insert into ops.write_ledger select p.change_key, ?, p.account_id, p.fields, "
+            "p.before_json, p.after_json, p.is_move, ?, 0, null, null, null, ?, ? from _plan p "
+            "where p.change_key not in (select change_key from ops.write_ledger)",
+            [plan.run_id, PLANNED, now, now],
+        )
+        con.execute(
+            "delete from ops.write_plans where run_id = ? and status <> 'overridden'", [plan.run_id]
+        )
+        exists = con.execute(
+            "select count(*) from ops.write_plans where run_id = ?", [plan.run_id]
+        ).fetchall()
+        if not exists[0][0]:
+            con.execute(
+                "insert into ops.write_plans select ?, "
+                "coalesce((select max(planned_seq) from ops.write_plans), 0) + 1, "
+                "?, ?, ?, ?, ?, ?, null",
+                [
+                    plan.run_id,
+                    now,
+                    len(plan.changes),
+                    plan.moves,
+                    plan.owned_accounts,
+                    status,
+                    "; ".join(plan.blocked_reasons) or None,
+                ],
+            )
+        con.unregister("_plan")
+        con.execute("commit")
+
+
+def plan_status(warehouse_path: str | Path, run_id: str) -> str | None:
+    with connect(warehouse_path) as con:
+        row = con.execute(
+            "select status from ops.write_plans where run_id = ?", [run_id]
+        ).fetchall()
+    return row[0][0] if row else None
+
+
+def mark_overridden(warehouse_path: str | Path, run_id: str, clock: Clock) -> None:
+    """Record that a person let a blocked plan through for this run only."""
+    with connect(warehouse_path) as con:
+        con.execute(
+            "update ops.write_plans set status = 'overridden', overridden_at = ? where run_id = ?",
+            [clock(), run_id],
+        )
+
+
+def rows(
+    warehouse_path: str | Path, states: Sequence[str], run_id: str | None = None
+) -> list[LedgerRow]:
+    """Ledger rows in the given states (of one run, or of all runs), by account id."""
+    sql = (
+        "select change_key, run_id, account_id, before_json, after_json, state, attempts, "
+        "bulk_job_id, error_code, error_message from ops.write_ledger "
+        "where list_contains(?, state)"
+    )
+    params: list[object] = [list(states)]
+    if run_id is not None:
+        sql += " and run_id = ?"
+        params.append(run_id)
+    with connect(warehouse_path) as con:
+        result = con.execute(sql + " order by account_id, change_key", params).fetchall()
+    return [
+        LedgerRow(k, r, a, json.loads(b), json.loads(af), s, n, j, ec, em)
+        for k, r, a, b, af, s, n, j, ec, em in result
+    ]
+
+
+def transition(
+    warehouse_path: str | Path,
+    changes: Iterable[Transition],
+    clock: Clock,
+    *,
+    log_retry: bool = False,
+) -> None:
+    """Commit state changes in one transaction; outcomes also append their sync_log row.
+
+    With `log_retry`, rows moving to `retry` are logged too (a run ending with records still
+    failing records that they were attempted n times).
+    """
+    items = list(changes)
+    if not items:
+        return
+    now = clock()
+    frame = pl.DataFrame(
+        {
+            "change_key": [t.change_key for t in items],
+            "state": [t.state for t in items],
+            "attempts": [t.attempts for t in items],
+            "error_code": [t.error_code for t in items],
+            "error_message": [t.error_message for t in items],
+            "bulk_job_id": [t.bulk_job_id for t in items],
+        },
+        schema={
+            "change_key": pl.Utf8,
+            "state": pl.Utf8,
+            "attempts": pl.Int32,
+            "error_code": pl.Utf8,
+            "error_message": pl.Utf8,
+            "bulk_job_id": pl.Utf8,
+        },
+    )
+    logged = list(OUTCOMES) + ([RETRY] if log_retry else [])
+    with connect(warehouse_path) as con:
+        con.execute("begin")
+        con.register("_t", frame)
+        con.execute(
+            "update ops.write_ledger as l set state = t.state, attempts = t.attempts, "
+            "error_code = t.error_code, error_message = t.error_message, "
+            "bulk_job_id = t.bulk_job_id, updated_at = ? from _t as t "
+            "where l.change_key = t.change_key",
+            [now],
+        )
+        con.execute(
+            "insert into ops.sync_log select l.change_key, l.run_id, l.account_id, l.fields, "
+            "l.before_json, l.after_json, t.state, t.attempts, t.error_code, t.error_message, "
+            "l.planned_at, ? from _t as t join ops.write_ledger as l using (change_key) "
+            "where list_contains(?, t.state)",
+            [now, logged],
+        )
+        con.unregister("_t")
+        con.execute("commit")
+
+
+def counts(warehouse_path: str | Path, run_id: str | None = None) -> dict[str, int]:
+    """Ledger rows per state (optionally of one run): the figure a person checks first."""
+    sql = "select state, count(*) from ops.write_ledger"
+    params: list[object] = []
+    if run_id is not None:
+        sql += " where run_id = ?"
+        params.append(run_id)
+    with connect(warehouse_path) as con:
+        return dict(con.execute(sql + " group by state", params).fetchall())
