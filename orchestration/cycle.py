@@ -1,0 +1,154 @@
+"""What every asset of one books cycle agrees on: the as-of date, the run id, the policy.
+
+A cycle is one Dagster run of `books_cycle`. Its as-of date and books run id travel as run tags
+(set by the runner, the schedules and the sensors), so every step of the run, in any process,
+sees the same values without reading the wall clock or the environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime
+from functools import cached_property
+from typing import Any
+
+import dagster as dg
+
+from policy import Policy, load_policy, policy_version, resolve_paths, to_dbt_vars
+
+TAG_AS_OF_DATE = "books/as_of_date"
+TAG_RUN_ID = "books/run_id"
+TAG_MODE = "books/mode"  # full | distribution | retrieval | signals | returns
+TAG_DRY_RUN = "books/dry_run"  # "true" | "false"
+TAG_OVERRIDE_GUARD = "books/override_guard"  # "true" | "false"
+TAG_SIGNAL_IDS = "books/signal_ids"  # comma-separated Signal__c ids (signals mode)
+TAG_ACCOUNT_IDS = "books/account_ids"  # comma-separated Account ids (returns mode)
+
+MODES = ("full", "distribution", "retrieval", "signals", "returns")
+DUCKDB_POOL = "duckdb_writer"
+
+
+def make_run_id(
+    as_of_date: date,
+    policy_version_hash: str,
+    attempt: int = 1,
+    *,
+    mode: str = "full",
+    key: str = "",
+) -> str:
+    """A books run id that is the same for the same (as-of date, policy, attempt).
+
+    Re-running a killed cycle reuses its id, so the write-back ledger recognises the changes it
+    already applied; a deliberate second cycle for the same date passes attempt=2. Out-of-cycle
+    runs (a schedule's mode, a sensor's cursor `key`) get ids of their own.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt must be >= 1, got {attempt}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    parts = [as_of_date.isoformat(), policy_version_hash, str(attempt)]
+    if mode != "full" or key:
+        parts += [mode, key]
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()
+    label = "" if mode == "full" else f"{mode}-"
+    return f"{as_of_date.isoformat()}-{label}{attempt}-{digest[:10]}"
+
+
+def cycle_tags(
+    as_of_date: date,
+    run_id: str,
+    *,
+    mode: str = "full",
+    dry_run: bool = False,
+    override_guard: bool = False,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The run tags that parameterise one cycle."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    tags = {
+        TAG_AS_OF_DATE: as_of_date.isoformat(),
+        TAG_RUN_ID: run_id,
+        TAG_MODE: mode,
+        TAG_DRY_RUN: str(dry_run).lower(),
+        TAG_OVERRIDE_GUARD: str(override_guard).lower(),
+    }
+    tags.update(extra or {})
+    return tags
+
+
+def _run_tags(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> dict[str, str]:
+    return dict(context.run.tags)
+
+
+def as_of_date_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> date:
+    """The run's as-of date: the `books/as_of_date` tag, else the day the run was created (UTC).
+
+    The fallback covers a run launched by hand from the UI; taking it from the run record (not
+    `date.today()` in each step) keeps every step of one run on the same date.
+    """
+    raw = _run_tags(context).get(TAG_AS_OF_DATE)
+    if raw:
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(f"run tag {TAG_AS_OF_DATE}={raw!r} is not a date YYYY-MM-DD") from None
+    record = context.instance.get_run_record_by_id(context.run_id)
+    created = record.create_timestamp if record is not None else None
+    if created is None:
+        raise ValueError(f"run {context.run_id} has no {TAG_AS_OF_DATE} tag and no create time")
+    return created.astimezone(UTC).date()
+
+
+def flag_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, tag: str) -> bool:
+    """A boolean run tag ('true'/'false'); absent means false, anything else is an error."""
+    raw = _run_tags(context).get(tag, "false").strip().lower()
+    if raw not in ("true", "false"):
+        raise ValueError(f"run tag {tag}={raw!r} must be 'true' or 'false'")
+    return raw == "true"
+
+
+def mode_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
+    mode = _run_tags(context).get(TAG_MODE, "full")
+    if mode not in MODES:
+        raise ValueError(f"run tag {TAG_MODE}={mode!r} must be one of {', '.join(MODES)}")
+    return mode
+
+
+class PolicyResource(dg.ConfigurableResource):
+    """The validated books.yml. `path` empty means: resolve at run time (BOOKS_POLICY or repo)."""
+
+    path: str = ""
+
+    def resolved_path(self) -> str:
+        return self.path or str(resolve_paths().policy)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.resolved_path())
+
+    @property
+    def version(self) -> str:
+        return policy_version(self.policy)
+
+    def run_id_for(
+        self, context: dg.AssetExecutionContext | dg.OpExecutionContext, as_of_date: date
+    ) -> str:
+        """The `books/run_id` tag, else the deterministic id for (as-of, policy, attempt 1)."""
+        return _run_tags(context).get(TAG_RUN_ID) or make_run_id(as_of_date, self.version)
+
+    def dbt_vars(
+        self, as_of_date: date, run_id: str, *, mode: str = "full", ids: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """CONTRACTS.md vars plus `cycle_mode` and `cycle_ids` for out-of-cycle runs."""
+        out = to_dbt_vars(self.policy, as_of_date, run_id)
+        out["cycle_mode"] = mode
+        out["cycle_ids"] = list(ids)
+        return out
+
+
+def utc_date(moment: datetime) -> date:
+    """The UTC calendar date of an aware datetime (naive ones are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).date()

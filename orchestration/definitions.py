@@ -1,0 +1,103 @@
+"""The one Dagster entry point of dynamic-books: every asset, check, job, schedule and sensor.
+
+`defs` is built lazily (`@dg.definitions`): importing this module reads no file and no
+environment variable; paths and the policy are resolved when Dagster (or the runner) loads the
+definitions. The graph: ingestion (CRM objects + landing files) -> dbt (transform, decide) ->
+write-back -> report, run as one job `books_cycle` per as-of date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from orchestration import ingest, write_back
+from orchestration.cadences import build_cadences
+from orchestration.cycle import PolicyResource
+from orchestration.report import build_report_asset
+from orchestration.resources import CrmResource, WarehouseResource
+from orchestration.transform import (
+    WarehousePathResource,
+    build_dbt_assets,
+    dbt_project,
+    dbt_resource,
+    mart_asset_keys,
+)
+from policy import BooksPaths, Policy, load_policy, resolve_paths
+
+JOB_NAME = "books_cycle"
+
+
+@dataclass(frozen=True)
+class CrmEndpoint:
+    """A CRM already being served (the runner's in-process local CRM), instead of one per step."""
+
+    base_url: str
+    client_id: str
+    client_secret: str
+
+
+def crm_resource(policy: Policy, paths: BooksPaths, endpoint: CrmEndpoint | None) -> CrmResource:
+    """The CRM resource the policy asks for; real-org secrets only ever come from EnvVar."""
+    if policy.crm.kind == "salesforce":
+        sf = policy.crm.salesforce
+        return CrmResource(
+            kind="salesforce",
+            base_url=dg.EnvVar(sf.instance_url_env),
+            client_id=dg.EnvVar(sf.client_id_env),
+            client_secret=dg.EnvVar(sf.client_secret_env),
+            api_version=sf.api_version,
+        )
+    from local_crm.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+    return CrmResource(
+        kind="local",
+        base_url=endpoint.base_url if endpoint else None,
+        local_db_path=str(paths.crm_db),
+        client_id=endpoint.client_id if endpoint else DEFAULT_CLIENT_ID,
+        client_secret=endpoint.client_secret if endpoint else DEFAULT_CLIENT_SECRET,
+    )
+
+
+def build_definitions(
+    paths: BooksPaths | None = None, *, crm_endpoint: CrmEndpoint | None = None
+) -> dg.Definitions:
+    """All definitions for one set of paths (default: resolved now, from env or repo defaults)."""
+    paths = paths or resolve_paths()
+    policy = load_policy(paths.policy)
+    dbt_assets_def = build_dbt_assets(dbt_project)
+    report_asset = build_report_asset(mart_asset_keys())
+    books_cycle = dg.define_asset_job(
+        JOB_NAME,
+        selection=dg.AssetSelection.all(),
+        description="One books cycle for an as-of date (run tag books/as_of_date): ingest, "
+        "dbt build (transform + decide), CRM write-back, report.",
+    )
+    schedules, sensors = build_cadences(policy, books_cycle)
+    return dg.Definitions(
+        assets=[
+            *dg.load_assets_from_modules([ingest]),
+            dbt_assets_def,
+            *dg.load_assets_from_modules([write_back]),
+            report_asset,
+        ],
+        asset_checks=[*dg.load_asset_checks_from_modules([ingest, write_back])],
+        jobs=[books_cycle],
+        schedules=schedules,
+        sensors=sensors,
+        resources={
+            "policy": PolicyResource(path=str(paths.policy)),
+            "warehouse_path": WarehousePathResource(path=str(paths.warehouse)),
+            "warehouse": WarehouseResource(
+                path=str(paths.warehouse), landing_dir=str(paths.landing)
+            ),
+            "crm": crm_resource(policy, paths, crm_endpoint),
+            "dbt": dbt_resource(),
+        },
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

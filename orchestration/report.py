@@ -1,0 +1,51 @@
+"""The report asset: the HTML run report for people, built after the write-back."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.cycle import DUCKDB_POOL, PolicyResource, as_of_date_of
+from orchestration.report_html import write_report
+from orchestration.transform import WarehousePathResource
+
+WRITE_BACK_KEY = dg.AssetKey(["salesforce_write_back"])
+
+
+def report_path(warehouse: str, as_of: str) -> Path:
+    """Reports sit next to the warehouse file: <warehouse dir>/reports/books_report_<date>.html."""
+    return Path(warehouse).resolve().parent / "reports" / f"books_report_{as_of}.html"
+
+
+def build_report_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The report asset, downstream of the write-back and of every mart it reads."""
+
+    @dg.asset(
+        key=dg.AssetKey(["books_report"]),
+        deps=[WRITE_BACK_KEY, *upstream],
+        group_name="report",
+        kinds={"html", "python"},
+        pool=DUCKDB_POOL,
+    )
+    def books_report(
+        context: dg.AssetExecutionContext,
+        policy: PolicyResource,
+        warehouse_path: WarehousePathResource,
+    ) -> dg.MaterializeResult:
+        """The run report RevOps and managers read: coverage, book balance, supply runway and
+        distribution cohorts as one HTML file with charts, written after the CRM write-back so
+        it shows the books as the reps now see them."""
+        as_of = as_of_date_of(context)
+        warehouse = warehouse_path.resolved_path()
+        out = report_path(warehouse, as_of.isoformat())
+        report = write_report(warehouse, out, as_of, policy.run_id_for(context, as_of))
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(out)),
+                "dagster/row_count": int(report.figures["accounts"]),
+                "sections": [s.title for s in report.sections],
+                **{name: float(value) for name, value in report.figures.items()},
+            }
+        )
+
+    return books_report

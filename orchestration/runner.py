@@ -1,0 +1,316 @@
+"""Run one books cycle in-process (the `books run` and `books demo` commands).
+
+The runner is the edge where a person's request becomes a Dagster run: it loads the policy,
+derives the run id from (as-of date, policy version, attempt), serves the local CRM in-process
+when the policy says `crm.kind: local`, executes the `books_cycle` job in this process with a
+progress line per step, and summarises what happened from the run's events and the warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from orchestration.cycle import cycle_tags, make_run_id
+from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
+from orchestration.report import report_path
+from policy import BooksPaths, load_policy, policy_version, resolve_paths
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[..., None]
+
+# The demo world: fixed, so `books demo` is reproducible (same world, same decisions). The as-of
+# date is a Monday, so the weekly cadences line up; the CLI uses the same values.
+DEMO_AS_OF = date(2025, 6, 2)
+DEMO_ACCOUNTS = 20_000
+DEMO_REPS = 40
+DEMO_SEED = 42
+DEMO_MONTHS = 12
+
+INGEST_PREFIXES = ("salesforce", "files")
+DAGSTER_YAML = """# Written by dynamic-books: DuckDB has one writer, so the pool of every step that
+# writes the warehouse file runs one step at a time.
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(home: Path) -> Path:
+    """Create DAGSTER_HOME with a dagster.yaml that limits the `duckdb_writer` pool to 1."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    return home
+
+
+@dataclass
+class CycleSummary:
+    """What one cycle did, for the CLI to print and tests to check."""
+
+    as_of_date: date
+    run_id: str
+    dagster_run_id: str
+    policy_version: str
+    success: bool
+    dry_run: bool
+    warehouse: Path
+    report: Path | None
+    rows_ingested: dict[str, int] = field(default_factory=dict)
+    accounts_by_state: dict[str, int] = field(default_factory=dict)
+    decisions_by_kind: dict[str, int] = field(default_factory=dict)
+    write_back: dict[str, Any] = field(default_factory=dict)
+    failed_steps: list[str] = field(default_factory=list)
+    ui_hint: str = "open the Dagster UI with: .venv/bin/books ui  (then http://127.0.0.1:3000)"
+
+    def render(self) -> str:
+        def block(title: str, values: dict[str, Any]) -> list[str]:
+            if not values:
+                return [f"{title}: none"]
+            width = max(len(k) for k in values)
+            return [f"{title}:"] + [
+                f"  {k:<{width}}  {v:>10,}" if isinstance(v, int) else f"  {k:<{width}}  {v}"
+                for k, v in values.items()
+            ]
+
+        status = "succeeded" if self.success else "FAILED at " + ", ".join(self.failed_steps)
+        lines = [
+            f"books cycle as of {self.as_of_date} {status}"
+            + (" (dry run: nothing written to the CRM)" if self.dry_run else ""),
+            f"run id {self.run_id}  policy {self.policy_version[:12]}  "
+            f"dagster run {self.dagster_run_id}",
+            *block("rows ingested", self.rows_ingested),
+            *block("accounts by state", self.accounts_by_state),
+            *block("decisions by kind", self.decisions_by_kind),
+            *block("write-back", self.write_back),
+            f"warehouse: {self.warehouse}",
+        ]
+        if self.report:
+            lines.append(f"report:    {self.report}")
+        lines.append(self.ui_hint)
+        return "\n".join(lines)
+
+
+@dataclass
+class DemoSummary:
+    generated: bool
+    crm_db: Path
+    world: Any
+    cycle: CycleSummary
+
+    def render(self) -> str:
+        head = (
+            f"generated a {DEMO_ACCOUNTS:,}-account, {DEMO_REPS}-rep world in {self.crm_db}"
+            if self.generated
+            else f"using the existing local CRM {self.crm_db}"
+        )
+        return head + "\n" + self.cycle.render()
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    log.info(message)
+    if progress is not None:
+        progress(message)
+
+
+@contextmanager
+def _crm_endpoint(kind: str, crm_db: Path) -> Iterator[CrmEndpoint | None]:
+    """Serve the local CRM in-process for the whole cycle (one server, not one per step)."""
+    if kind != "local":
+        yield None
+        return
+    if not crm_db.exists():
+        raise FileNotFoundError(
+            f"local CRM database {crm_db} does not exist; create it with `books generate` "
+            "or run `books demo`"
+        )
+    from local_crm.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, start_in_process
+
+    server = start_in_process(crm_db)
+    try:
+        yield CrmEndpoint(server.url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+    finally:
+        server.stop()
+
+
+def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callable[[Any], None]:
+    """An event-log listener: one progress line per step, and the numbers the summary needs."""
+
+    def on_event(entry: Any) -> None:
+        event = entry.dagster_event
+        if event is None:
+            return
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            _say(progress, f"step {event.step_key} started")
+        elif kind == "STEP_SUCCESS":
+            _say(progress, f"step {event.step_key} done")
+        elif kind == "STEP_FAILURE":
+            summary["failed"].append(event.step_key)
+            _say(progress, f"step {event.step_key} FAILED")
+        elif kind == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            key = materialization.asset_key
+            metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+            summary["materialized"][key] = metadata
+
+    return on_event
+
+
+def _rows_ingested(materialized: dict[dg.AssetKey, dict[str, Any]]) -> dict[str, int]:
+    out = {}
+    for key, metadata in sorted(materialized.items(), key=lambda kv: kv[0].to_user_string()):
+        if key.path[0] not in INGEST_PREFIXES:
+            continue
+        for name in ("rows_loaded", "rows_ingested", "dagster/row_count"):
+            if isinstance(metadata.get(name), int):
+                out["/".join(key.path)] = metadata[name]
+                break
+    return out
+
+
+def _warehouse_counts(warehouse: Path, run_id: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Accounts by state and this run's decisions by kind, read back from the warehouse."""
+    if not warehouse.exists():
+        return {}, {}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = {
+            f"{s}.{t}"
+            for s, t in con.execute(
+                "select table_schema, table_name from information_schema.tables"
+            ).fetchall()
+        }
+        states: dict[str, int] = {}
+        for accounts in ("marts.accounts", "intermediate.int_accounts_classified"):
+            if accounts in tables:
+                states = dict(
+                    con.execute(
+                        f"select state, count(*) from {accounts} group by state order by 2 desc"
+                    ).fetchall()
+                )
+                break
+        kinds: dict[str, int] = {}
+        if "decisions.book_decisions" in tables:
+            kinds = dict(
+                con.execute(
+                    "select decision_kind, count(*) from decisions.book_decisions "
+                    "where run_id = ? group by 1 order by 2 desc",
+                    [run_id],
+                ).fetchall()
+            )
+    return states, kinds
+
+
+def run_cycle(
+    as_of: date,
+    *,
+    dry_run: bool = False,
+    override_guard: bool = False,
+    progress: Progress | None = None,
+    attempt: int = 1,
+    paths: BooksPaths | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> CycleSummary:
+    """Run `books_cycle` once, in this process, for `as_of`; never reads the wall clock.
+
+    The same (as-of, policy, attempt) always gets the same books run id, so re-running a cycle
+    that was killed half way lets the write-back ledger skip what was already applied.
+    """
+    paths = paths or resolve_paths()
+    policy = load_policy(paths.policy)
+    version = policy_version(policy)
+    run_id = make_run_id(as_of, version, attempt)
+    paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    _say(progress, f"books cycle as of {as_of}: run {run_id}, policy {version[:12]}")
+
+    collected: dict[str, Any] = {"failed": [], "materialized": {}}
+    with _crm_endpoint(policy.crm.kind, paths.crm_db) as endpoint:
+        _say(progress, "loading definitions (dbt manifest is parsed if stale)")
+        defs = build_definitions(paths, crm_endpoint=endpoint)
+        job = defs.resolve_job_def(JOB_NAME)
+        if instance is None:
+            instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(paths.dagster_home)))
+        dagster_run_id = str(uuid.uuid4())
+        instance.add_event_listener(dagster_run_id, _step_listener(progress, collected))
+        tags = cycle_tags(as_of, run_id, dry_run=dry_run, override_guard=override_guard)
+        result = job.execute_in_process(
+            instance=instance, run_id=dagster_run_id, tags=tags, raise_on_error=False
+        )
+
+    states, kinds = _warehouse_counts(paths.warehouse, run_id)
+    write_back_meta = next(
+        (m for k, m in collected["materialized"].items() if k.path[-1].endswith("write_back")),
+        {},
+    )
+    outcomes = write_back_meta.get("outcomes")
+    write_back = dict(outcomes) if isinstance(outcomes, dict) else {}
+    for name in ("planned_changes", "conflicts", "blocked"):
+        if name in write_back_meta:
+            write_back[name] = write_back_meta[name]
+    report = report_path(str(paths.warehouse), as_of.isoformat())
+    summary = CycleSummary(
+        as_of_date=as_of,
+        run_id=run_id,
+        dagster_run_id=dagster_run_id,
+        policy_version=version,
+        success=result.success,
+        dry_run=dry_run,
+        warehouse=paths.warehouse,
+        report=report if report.exists() else None,
+        rows_ingested=_rows_ingested(collected["materialized"]),
+        accounts_by_state=states,
+        decisions_by_kind=kinds,
+        write_back=write_back,
+        failed_steps=collected["failed"],
+    )
+    _say(progress, f"books cycle {'done' if result.success else 'failed'}")
+    return summary
+
+
+def run_demo(progress: Progress | None = None, *, paths: BooksPaths | None = None) -> DemoSummary:
+    """Generate the demo world if the local CRM has none, then run one cycle as of its date."""
+    paths = paths or resolve_paths()
+    generated = False
+    world = None
+    if not paths.crm_db.exists():
+        from local_crm.generator import generate_world
+
+        _say(progress, f"generating a {DEMO_ACCOUNTS:,}-account, {DEMO_REPS}-rep world")
+        paths.crm_db.parent.mkdir(parents=True, exist_ok=True)
+        paths.landing.mkdir(parents=True, exist_ok=True)
+        world = generate_world(
+            paths.crm_db,
+            accounts=DEMO_ACCOUNTS,
+            reps=DEMO_REPS,
+            seed=DEMO_SEED,
+            months=DEMO_MONTHS,
+            as_of=DEMO_AS_OF,
+            landing_dir=paths.landing,
+            policy_path=paths.policy,
+            progress=progress,
+        )
+        generated = True
+    cycle = run_cycle(
+        DEMO_AS_OF, dry_run=False, override_guard=True, progress=progress, paths=paths
+    )
+    return DemoSummary(generated=generated, crm_db=paths.crm_db, world=world, cycle=cycle)
+
+
+def summary_json(summary: CycleSummary) -> str:
+    """The summary as JSON (for scripts and the benchmarks)."""
+    data = {k: v for k, v in summary.__dict__.items()}
+    return json.dumps(data, default=str, sort_keys=True)

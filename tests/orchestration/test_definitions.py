@@ -1,0 +1,133 @@
+"""The Dagster definitions: they load, lineage is one graph, every asset is described and grouped."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.cycle import DUCKDB_POOL
+from orchestration.definitions import JOB_NAME, build_definitions
+from orchestration.transform import TRANSLATOR, dbt_project
+from policy import resolve_paths
+
+SNAPSHOT = Path(__file__).with_name("asset_keys.txt")
+GROUPS = {"ingest", "transform", "decide", "write_back", "report"}
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
+    home = tmp_path_factory.mktemp("home")
+    paths = resolve_paths(
+        {
+            "BOOKS_CRM_DB": str(home / "crm.sqlite"),
+            "BOOKS_WAREHOUSE": str(home / "warehouse.duckdb"),
+            "BOOKS_LANDING": str(home / "landing"),
+            "DAGSTER_HOME": str(home / "dagster"),
+        }
+    )
+    return build_definitions(paths)
+
+
+@pytest.fixture(scope="module")
+def graph(defs: dg.Definitions):
+    return defs.resolve_asset_graph()
+
+
+def test_definitions_load_with_the_cycle_job(defs: dg.Definitions) -> None:
+    job = defs.resolve_job_def(JOB_NAME)
+    assert job.name == JOB_NAME
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_every_dbt_source_has_an_upstream_asset(graph) -> None:
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    assert manifest["sources"], "the dbt project declares no sources"
+    for source in manifest["sources"].values():
+        key = TRANSLATOR.get_asset_key(source)
+        assert graph.has(key), f"dbt source {source['unique_id']} has no asset {key}"
+        node = graph.get(key)
+        assert node.is_materializable, (
+            f"dbt source {source['unique_id']} maps to {key.to_user_string()}, which no "
+            "ingestion asset materialises (dangling lineage)"
+        )
+
+
+def test_asset_keys_match_the_snapshot(graph) -> None:
+    keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    text = "\n".join(keys) + "\n"
+    if os.environ.get("BOOKS_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(text)
+    assert SNAPSHOT.read_text() == text, (
+        "asset keys changed; review and run with BOOKS_UPDATE_SNAPSHOTS=1 to accept"
+    )
+
+
+def test_every_asset_is_described_grouped_and_kinded(graph) -> None:
+    for node in graph.asset_nodes:
+        if not node.is_materializable:
+            continue
+        name = node.key.to_user_string()
+        assert node.description and node.description.strip(), f"{name} has no description"
+        assert node.group_name in GROUPS, f"{name} is in group {node.group_name!r}"
+        assert node.kinds, f"{name} has no kinds"
+
+
+def test_dbt_layers_map_onto_transform_and_decide(graph) -> None:
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    by_layer: dict[str, set[str]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model":
+            continue
+        group = graph.get(TRANSLATOR.get_asset_key(node)).group_name
+        by_layer.setdefault(node["fqn"][1], set()).add(group)
+    assert by_layer.get("staging") == {"transform"}
+    assert by_layer.get("decisions") == {"decide"}
+    assert by_layer.get("sync") == {"decide"}
+    for layer in ("intermediate", "marts"):
+        assert by_layer.get(layer, {"transform"}) == {"transform"}
+
+
+def test_warehouse_writers_share_one_pool(defs: dg.Definitions) -> None:
+    for assets_def in defs.assets or []:
+        if not isinstance(assets_def, dg.AssetsDefinition) or not assets_def.is_executable:
+            continue
+        pools = {op.pool for op in assets_def.node_def.iterate_op_defs()}
+        assert pools == {DUCKDB_POOL}, f"{assets_def.node_def.name} uses pools {pools}"
+
+
+def test_dbt_tests_become_asset_checks(graph) -> None:
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    model_tests = [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "test" and (n.get("attached_node") or "").startswith("model.")
+    ]
+    assert model_tests, "the dbt project has no model tests"
+    assert len(graph.asset_check_keys) >= len(model_tests)
+
+
+def test_the_write_back_waits_for_the_sync_model_and_the_report_for_the_write_back(graph) -> None:
+    write_back = dg.AssetKey(["salesforce_write_back"])
+    sync_model = dg.AssetKey(["sync_salesforce__accounts"])
+    assert sync_model in graph.get(write_back).parent_keys
+    assert graph.get(sync_model).is_materializable  # the dbt model itself, not a loose stub
+    assert graph.get(sync_model).group_name == "decide"
+    assert write_back in graph.get(dg.AssetKey(["books_report"])).parent_keys
+
+
+def test_no_asset_is_a_loose_external_stub(graph) -> None:
+    stubs = [n.key.to_user_string() for n in graph.asset_nodes if not n.is_materializable]
+    assert stubs == [], f"assets nobody materialises (dangling lineage): {stubs}"
+
+
+def test_translator_maps_sources_and_layers() -> None:
+    source = {"resource_type": "source", "source_name": "files", "name": "intent_surges"}
+    assert TRANSLATOR.get_asset_key(source) == dg.AssetKey(["files", "intent_surges"])
+    model = {"resource_type": "model", "name": "x", "fqn": ["dynamic_books", "sync", "x"]}
+    assert TRANSLATOR.get_group_name(model) == "decide"
+    model["fqn"] = ["dynamic_books", "marts", "x"]
+    assert TRANSLATOR.get_group_name(model) == "transform"
