@@ -1,0 +1,228 @@
+{#- Step 4 (R6): top-off. Each eligible rep's open slots per slot kind, after steps 1-3 and
+    capped by what is left of its new-account budget, are filled in fair snake rounds (see
+    decisions_fair_assign_ctes): first the intent slots (in-market units first, by timing then
+    priority), then the fit slots (by priority) from the units still in the pool. A unit takes
+    one pick and one slot per member; a rep keeps its picks in order while they fit, so a family
+    that no longer fits stays in the pool for the next run (never split). -#}
+with
+
+candidates_source as (
+    select * from {{ ref('dec_candidate_units') }}
+),
+
+capacity as (
+    select * from {{ ref('dec_rep_capacity') }}
+),
+
+signal_routes as (
+    select * from {{ ref('dec_signal_routes') }}
+),
+
+run_context as (
+    select * from {{ ref('dec_run_context') }}
+),
+
+routed_use as (
+    select
+        to_owner_id as rep_id,
+        sum(case when slot_kind = 'intent' then 1 else 0 end) as intent_used,
+        sum(case when slot_kind = 'fit' then 1 else 0 end) as fit_used
+    from signal_routes
+    where decision_kind = 'signal_route'
+    group by to_owner_id
+),
+
+rep_budget as (
+    select
+        capacity.rep_id,
+        max(capacity.segment_key) as segment_key,
+        max(capacity.rotation_position) as rotation_position,
+        sum(case when capacity.slot_kind = 'intent' then capacity.open_slots else 0 end)
+        - max(coalesce(routed_use.intent_used, 0)) as intent_open,
+        sum(case when capacity.slot_kind = 'fit' then capacity.open_slots else 0 end)
+        - max(coalesce(routed_use.fit_used, 0)) as fit_open,
+        max(capacity.max_new_per_run)
+        - max(coalesce(routed_use.intent_used, 0) + coalesce(routed_use.fit_used, 0))
+        as budget_left
+    from capacity
+    left join routed_use
+        on capacity.rep_id = routed_use.rep_id
+    group by capacity.rep_id
+),
+
+intent_slots as (
+    select
+        rep_id,
+        segment_key,
+        rotation_position,
+        case when intent_open < budget_left then intent_open else budget_left end as pick_limit
+    from rep_budget
+),
+
+pool_units as (
+    select distinct
+        unit_id,
+        segment_key,
+        unit_weight,
+        unit_priority_score,
+        unit_timing_score,
+        case when is_unit_in_market then 1 else 0 end as unit_in_market,
+        blocked_rep_id
+    from candidates_source
+    where unit_id not in (
+        select candidates_source.unit_id
+        from candidates_source
+        inner join signal_routes
+            on
+                candidates_source.account_id = signal_routes.account_id
+                and signal_routes.decision_kind = 'signal_route'
+    )
+),
+
+{{ decisions_fair_assign_ctes(
+    'intent_assigned', 'pool_units', 'intent_slots',
+    'candidates.unit_in_market desc, coalesce(candidates.unit_timing_score, 0) desc, '
+    ~ 'coalesce(candidates.unit_priority_score, 0) desc, candidates.unit_id'
+) }},
+
+intent_kept as (
+    select *
+    from (
+        select
+            intent_assigned.*,
+            intent_slots.pick_limit,
+            sum(intent_assigned.unit_weight) over (
+                partition by intent_assigned.rep_id
+                order by intent_assigned.pick_number
+                rows between unbounded preceding and current row
+            ) as weight_through
+        from intent_assigned
+        inner join intent_slots
+            on intent_assigned.rep_id = intent_slots.rep_id
+        where
+            intent_assigned.blocked_rep_id is null
+            or intent_assigned.blocked_rep_id <> intent_assigned.rep_id
+    ) as weighed
+    where weight_through <= pick_limit
+),
+
+intent_use as (
+    select rep_id, sum(unit_weight) as intent_used
+    from intent_kept
+    group by rep_id
+),
+
+fit_slots as (
+    select
+        rep_budget.rep_id,
+        rep_budget.segment_key,
+        rep_budget.rotation_position,
+        case
+            when rep_budget.fit_open < rep_budget.budget_left - coalesce(intent_use.intent_used, 0)
+                then rep_budget.fit_open
+            else rep_budget.budget_left - coalesce(intent_use.intent_used, 0)
+        end as pick_limit
+    from rep_budget
+    left join intent_use
+        on rep_budget.rep_id = intent_use.rep_id
+),
+
+fit_units as (
+    select *
+    from pool_units
+    where unit_id not in (select unit_id from intent_kept)
+),
+
+{{ decisions_fair_assign_ctes(
+    'fit_assigned', 'fit_units', 'fit_slots',
+    'coalesce(candidates.unit_priority_score, 0) desc, candidates.unit_id'
+) }},
+
+fit_kept as (
+    select *
+    from (
+        select
+            fit_assigned.*,
+            fit_slots.pick_limit,
+            sum(fit_assigned.unit_weight) over (
+                partition by fit_assigned.rep_id
+                order by fit_assigned.pick_number
+                rows between unbounded preceding and current row
+            ) as weight_through
+        from fit_assigned
+        inner join fit_slots
+            on fit_assigned.rep_id = fit_slots.rep_id
+        where
+            fit_assigned.blocked_rep_id is null
+            or fit_assigned.blocked_rep_id <> fit_assigned.rep_id
+    ) as weighed
+    where weight_through <= pick_limit
+),
+
+kept as (
+    select
+        unit_id, rep_id, segment_key, round_number, pick_number, candidate_rank,
+        'intent' as slot_kind
+    from intent_kept
+    union all
+    select
+        unit_id, rep_id, segment_key, round_number, pick_number, candidate_rank,
+        'fit' as slot_kind
+    from fit_kept
+),
+
+routed_offsets as (
+    select
+        to_owner_id as rep_id,
+        slot_kind,
+        count(*) as used_before
+    from signal_routes
+    where decision_kind = 'signal_route'
+    group by to_owner_id, slot_kind
+),
+
+final as (
+    select
+        run_context.run_id,
+        run_context.as_of_date,
+        candidates_source.account_id,
+        'distribute' as decision_kind,
+        candidates_source.owner_id as from_owner_id,
+        kept.rep_id as to_owner_id,
+        candidates_source.state as from_state,
+        'working' as to_state,
+        case
+            when kept.slot_kind = 'intent' and candidates_source.is_unit_in_market
+                then 'top_off_intent: ' || coalesce(candidates_source.strongest_signal, 'in_market')
+            else 'top_off_' || kept.slot_kind
+        end as reason,
+        'R6 top-off: ' || kept.slot_kind || ' pick '
+        || cast(kept.pick_number as {{ dbt.type_string() }})
+        || ', round ' || cast(kept.round_number as {{ dbt.type_string() }})
+        || ' in segment ' || kept.segment_key as rule,
+        candidates_source.priority_score,
+        candidates_source.fit_score,
+        candidates_source.timing_score,
+        kept.segment_key,
+        kept.slot_kind,
+        cast(
+            coalesce(routed_offsets.used_before, 0)
+            + row_number() over (
+                partition by kept.rep_id, kept.slot_kind
+                order by kept.pick_number, candidates_source.member_order
+            ) as {{ dbt.type_int() }}
+        ) as slot_number,
+        cast(kept.round_number as {{ dbt.type_int() }}) as round_number,
+        cast(kept.pick_number as {{ dbt.type_int() }}) as pick_number,
+        cast(null as date) as rest_until_date,
+        cast(null as {{ dbt.type_string() }}) as linked_account_id,
+        run_context.policy_version
+    from kept
+    inner join candidates_source
+        on kept.unit_id = candidates_source.unit_id
+    left join routed_offsets
+        on kept.rep_id = routed_offsets.rep_id and kept.slot_kind = routed_offsets.slot_kind
+    cross join run_context
+)
+
+select * from final

@@ -1,0 +1,129 @@
+{#- Each eligible rep's open slots per slot kind after steps 1-2 (returns and retrievals free
+    slots in the same run), its new-account budget, and its place in this run's rotation. The
+    rotation orders a segment's eligible reps by rep_id and starts at index (run index mod n),
+    so n consecutive runs give every rep the first pick once. -#}
+with
+
+reps as (
+    select * from {{ ref('int_reps_capacity') }}
+),
+
+run_context as (
+    select * from {{ ref('dec_run_context') }}
+),
+
+returns as (
+    select * from {{ ref('dec_returns') }}
+),
+
+retrievals as (
+    select * from {{ ref('dec_retrievals') }}
+),
+
+accounts as (
+    select * from {{ ref('int_accounts_classified') }}
+),
+
+moved_to_pool as (
+    select account_id from returns where decision_kind = 'return'
+    union all
+    select account_id from retrievals where decision_kind = 'retrieve'
+),
+
+owned_after as (
+    select
+        owner_id as rep_id,
+        count(*) as owned_count,
+        sum(case when is_in_market then 1 else 0 end) as owned_in_market_count
+    from accounts
+    where
+        state in ('working', 'stale')
+        and account_id not in (select account_id from moved_to_pool)
+    group by owner_id
+),
+
+{#- int_reps_capacity's split: in-market owned accounts fill intent slots first (up to the
+    intent count it reports), the rest count against fit; so after steps 1-2 the intent count
+    is least(in-market owned after, intent count before). -#}
+counts_after as (
+    select
+        reps.rep_id,
+        reps.slot_kind,
+        case
+            when reps.slot_kind = 'intent'
+                then case
+                    when coalesce(owned_after.owned_in_market_count, 0) < intent_before.current_count
+                        then coalesce(owned_after.owned_in_market_count, 0)
+                    else intent_before.current_count
+                end
+            else coalesce(owned_after.owned_count, 0) - case
+                when coalesce(owned_after.owned_in_market_count, 0) < intent_before.current_count
+                    then coalesce(owned_after.owned_in_market_count, 0)
+                else intent_before.current_count
+            end
+        end as count_after
+    from reps
+    inner join (
+        select rep_id, max(case when slot_kind = 'intent' then current_count else 0 end)
+            as current_count
+        from reps
+        group by rep_id
+    ) as intent_before
+        on reps.rep_id = intent_before.rep_id
+    left join owned_after
+        on reps.rep_id = owned_after.rep_id
+),
+
+eligible_reps as (
+    select
+        rep_id,
+        segment_key,
+        row_number() over (partition by segment_key order by rep_id) - 1 as rep_ordinal,
+        count(*) over (partition by segment_key) as segment_rep_count
+    from (
+        select distinct rep_id, segment_key
+        from reps
+        where is_eligible and segment_key is not null
+    ) as distinct_reps
+),
+
+rotated as (
+    select
+        eligible_reps.*,
+        run_context.run_index,
+        {{ decisions_mod(
+            'eligible_reps.rep_ordinal - run_context.run_index', 'eligible_reps.segment_rep_count'
+        ) }} as rotation_position
+    from eligible_reps
+    cross join (
+        select {{ decisions_run_index('as_of_date') }} as run_index from run_context
+    ) as run_context
+),
+
+final as (
+    select
+        reps.rep_id,
+        reps.slot_kind,
+        reps.segment_key,
+        reps.capacity,
+        reps.current_count,
+        reps.current_count - counts_after.count_after as freed_count,
+        counts_after.count_after as current_count_after,
+        case
+            when reps.capacity - counts_after.count_after > 0
+                then reps.capacity - counts_after.count_after
+            else 0
+        end as open_slots,
+        reps.max_new_per_run,
+        rotated.run_index,
+        rotated.rotation_position,
+        rotated.segment_rep_count
+    from reps
+    inner join rotated
+        on reps.rep_id = rotated.rep_id
+    inner join counts_after
+        on reps.rep_id = counts_after.rep_id and reps.slot_kind = counts_after.slot_kind
+    where reps.is_eligible
+)
+
+select * from final

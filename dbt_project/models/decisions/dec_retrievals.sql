@@ -1,0 +1,140 @@
+{#- Step 2 (R8): stale accounts in a rep's book go back to the pool and rest. Accounts with an
+    open opportunity are `converted`, never retrieved; when their owner has not touched them for
+    a working window they get a hoarding_flag (reported, never applied). Retrieved accounts go
+    to the least-loaded pool user after this run's returns. -#}
+with
+
+accounts as (
+    select * from {{ ref('int_accounts_classified') }}
+),
+
+run_context as (
+    select * from {{ ref('dec_run_context') }}
+),
+
+returns as (
+    select * from {{ ref('dec_returns') }}
+),
+
+pool_loads_before as (
+    select * from {{ ref('dec_pool_loads') }}
+),
+
+pool_loads as (
+    select
+        pool_loads_before.pool_user_id,
+        pool_loads_before.pool_load + coalesce(returned.returned_count, 0) as pool_load
+    from pool_loads_before
+    left join (
+        select to_owner_id, count(*) as returned_count
+        from returns
+        where decision_kind = 'return'
+        group by to_owner_id
+    ) as returned
+        on pool_loads_before.pool_user_id = returned.to_owner_id
+),
+
+retrievable as (
+    select accounts.account_id
+    from accounts
+    where
+        accounts.state = 'stale'
+        and accounts.owner_kind = 'rep'
+        and not coalesce(accounts.has_open_opportunity, false)
+        and accounts.account_id not in (
+            select returns.account_id from returns where returns.decision_kind = 'return'
+        )
+),
+
+{{ decisions_pool_fill_ctes('pool_assignment', 'retrievable', 'pool_loads') }},
+
+retrievals as (
+    select
+        run_context.run_id,
+        run_context.as_of_date,
+        accounts.account_id,
+        'retrieve' as decision_kind,
+        accounts.owner_id as from_owner_id,
+        pool_assignment.pool_user_id as to_owner_id,
+        accounts.state as from_state,
+        'resting' as to_state,
+        'stale' as reason,
+        'R8 retrieval: no meaningful touch by the owner within '
+        || '{{ policy_get("lifecycle.working_window_days") }} days' as rule,
+        accounts.priority_score,
+        accounts.fit_score,
+        accounts.timing_score,
+        accounts.segment_key,
+        {{ decisions_owned_slot_kind('accounts') }} as slot_kind,
+        cast({{ dbt.dateadd('day', policy_number('lifecycle.rest_days.retrieved'), 'run_context.as_of_date') }}
+            as date) as rest_until_date
+    from accounts
+    inner join pool_assignment
+        on accounts.account_id = pool_assignment.account_id
+    cross join run_context
+),
+
+hoarding_suspects as (
+    select
+        run_context.run_id,
+        run_context.as_of_date,
+        accounts.account_id,
+        'hoarding_flag' as decision_kind,
+        accounts.owner_id as from_owner_id,
+        accounts.owner_id as to_owner_id,
+        accounts.state as from_state,
+        accounts.state as to_state,
+        'open_opportunity_untouched' as reason,
+        'R8/R14 hoarding: open opportunity, no meaningful touch by the owner within '
+        || '{{ policy_get("lifecycle.working_window_days") }} days' as rule,
+        accounts.priority_score,
+        accounts.fit_score,
+        accounts.timing_score,
+        accounts.segment_key,
+        cast(null as {{ dbt.type_string() }}) as slot_kind,
+        cast(null as date) as rest_until_date
+    from accounts
+    cross join run_context
+    where
+        accounts.owner_kind = 'rep'
+        and coalesce(accounts.has_open_opportunity, false)
+        and (
+            accounts.last_touch_by_owner_date is null
+            or accounts.last_touch_by_owner_date < {{ dbt.dateadd(
+                'day', -1 * policy_get('lifecycle.working_window_days'), 'run_context.as_of_date') }}
+        )
+),
+
+unioned as (
+    select * from retrievals
+    union all
+    select * from hoarding_suspects
+),
+
+final as (
+    select
+        unioned.run_id,
+        unioned.as_of_date,
+        unioned.account_id,
+        unioned.decision_kind,
+        unioned.from_owner_id,
+        unioned.to_owner_id,
+        unioned.from_state,
+        unioned.to_state,
+        unioned.reason,
+        unioned.rule,
+        unioned.priority_score,
+        unioned.fit_score,
+        unioned.timing_score,
+        unioned.segment_key,
+        unioned.slot_kind,
+        cast(null as {{ dbt.type_int() }}) as slot_number,
+        cast(null as {{ dbt.type_int() }}) as round_number,
+        unioned.rest_until_date,
+        cast(null as {{ dbt.type_string() }}) as linked_account_id,
+        run_context.policy_version
+    from unioned
+    cross join run_context
+)
+
+select * from final

@@ -1,0 +1,203 @@
+{#- Step 3 (R7): hot units in the pool are routed, before the top-off, to eligible reps of
+    their segment with open capacity (intent slots first, then fit), in fair snake rounds ordered
+    by timing then priority. Hot accounts already in a rep's book get a signal_flag for the
+    owner (reported, never applied). A rep keeps its picks in order while they fit its slots;
+    a unit that no longer fits stays in the pool (families are never split). -#}
+with
+
+candidates_source as (
+    select * from {{ ref('dec_candidate_units') }}
+),
+
+capacity as (
+    select * from {{ ref('dec_rep_capacity') }}
+),
+
+accounts as (
+    select * from {{ ref('int_accounts_classified') }}
+),
+
+run_context as (
+    select * from {{ ref('dec_run_context') }}
+),
+
+returns as (
+    select * from {{ ref('dec_returns') }}
+),
+
+retrievals as (
+    select * from {{ ref('dec_retrievals') }}
+),
+
+rep_slots as (
+    select
+        rep_id,
+        max(segment_key) as segment_key,
+        max(rotation_position) as rotation_position,
+        sum(case when slot_kind = 'intent' then open_slots else 0 end) as intent_open,
+        sum(case when slot_kind = 'fit' then open_slots else 0 end) as fit_open,
+        max(max_new_per_run) as max_new_per_run
+    from capacity
+    group by rep_id
+),
+
+slots as (
+    select
+        rep_slots.*,
+        case
+            when rep_slots.intent_open + rep_slots.fit_open < rep_slots.max_new_per_run
+                then rep_slots.intent_open + rep_slots.fit_open
+            else rep_slots.max_new_per_run
+        end as pick_limit
+    from rep_slots
+),
+
+hot_units as (
+    select distinct
+        unit_id,
+        segment_key,
+        unit_weight,
+        unit_priority_score,
+        unit_timing_score,
+        blocked_rep_id
+    from candidates_source
+    where is_unit_hot
+),
+
+{{ decisions_fair_assign_ctes(
+    'assigned', 'hot_units', 'slots',
+    'coalesce(candidates.unit_timing_score, 0) desc, coalesce(candidates.unit_priority_score, 0) desc, candidates.unit_id'
+) }},
+
+allowed as (
+    select
+        assigned.*,
+        sum(assigned.unit_weight) over (
+            partition by assigned.rep_id
+            order by assigned.pick_number rows between unbounded preceding and current row
+        ) as weight_through
+    from assigned
+    where assigned.blocked_rep_id is null or assigned.blocked_rep_id <> assigned.rep_id
+),
+
+labelled as (
+    select
+        allowed.*,
+        slots.pick_limit,
+        slots.fit_open,
+        case
+            when allowed.weight_through <= slots.intent_open then 'intent' else 'fit'
+        end as slot_kind
+    from allowed
+    inner join slots
+        on allowed.rep_id = slots.rep_id
+),
+
+kept as (
+    select labelled.*
+    from (
+        select
+            labelled.*,
+            sum(case when labelled.slot_kind = 'fit' then labelled.unit_weight else 0 end) over (
+                partition by labelled.rep_id
+                order by labelled.pick_number rows between unbounded preceding and current row
+            ) as fit_weight_through
+        from labelled
+    ) as labelled
+    where
+        labelled.weight_through <= labelled.pick_limit
+        and (labelled.slot_kind = 'intent' or labelled.fit_weight_through <= labelled.fit_open)
+),
+
+routes as (
+    select
+        candidates_source.account_id,
+        'signal_route' as decision_kind,
+        candidates_source.owner_id as from_owner_id,
+        kept.rep_id as to_owner_id,
+        candidates_source.state as from_state,
+        'working' as to_state,
+        coalesce(candidates_source.strongest_signal, 'hot') as reason,
+        'R7 signal routing: hot unit, pick ' || cast(kept.pick_number as {{ dbt.type_string() }})
+        || ' in segment ' || kept.segment_key as rule,
+        candidates_source.priority_score,
+        candidates_source.fit_score,
+        candidates_source.timing_score,
+        kept.segment_key,
+        kept.slot_kind,
+        row_number() over (
+            partition by kept.rep_id, kept.slot_kind
+            order by kept.pick_number, candidates_source.member_order
+        ) as slot_number,
+        kept.round_number,
+        kept.pick_number
+    from kept
+    inner join candidates_source
+        on kept.unit_id = candidates_source.unit_id
+),
+
+moved_to_pool as (
+    select account_id from returns where decision_kind = 'return'
+    union all
+    select account_id from retrievals where decision_kind = 'retrieve'
+),
+
+flags as (
+    select
+        accounts.account_id,
+        'signal_flag' as decision_kind,
+        accounts.owner_id as from_owner_id,
+        accounts.owner_id as to_owner_id,
+        accounts.state as from_state,
+        accounts.state as to_state,
+        coalesce(accounts.strongest_signal, 'hot') as reason,
+        'R7 signal on an owned account: flag the owner' as rule,
+        accounts.priority_score,
+        accounts.fit_score,
+        accounts.timing_score,
+        accounts.segment_key,
+        cast(null as {{ dbt.type_string() }}) as slot_kind,
+        cast(null as {{ dbt.type_bigint() }}) as slot_number,
+        cast(null as {{ dbt.type_bigint() }}) as round_number,
+        cast(null as {{ dbt.type_bigint() }}) as pick_number
+    from accounts
+    where
+        accounts.is_hot
+        and accounts.owner_kind = 'rep'
+        and accounts.account_id not in (select account_id from moved_to_pool)
+),
+
+unioned as (
+    select * from routes
+    union all
+    select * from flags
+),
+
+final as (
+    select
+        run_context.run_id,
+        run_context.as_of_date,
+        unioned.account_id,
+        unioned.decision_kind,
+        unioned.from_owner_id,
+        unioned.to_owner_id,
+        unioned.from_state,
+        unioned.to_state,
+        unioned.reason,
+        unioned.rule,
+        unioned.priority_score,
+        unioned.fit_score,
+        unioned.timing_score,
+        unioned.segment_key,
+        unioned.slot_kind,
+        cast(unioned.slot_number as {{ dbt.type_int() }}) as slot_number,
+        cast(unioned.round_number as {{ dbt.type_int() }}) as round_number,
+        cast(unioned.pick_number as {{ dbt.type_int() }}) as pick_number,
+        cast(null as date) as rest_until_date,
+        cast(null as {{ dbt.type_string() }}) as linked_account_id,
+        run_context.policy_version
+    from unioned
+    cross join run_context
+)
+
+select * from final
