@@ -7,8 +7,6 @@ checks are blocking, Dagster skips everything downstream (dbt, decisions, write-
 GX is imported inside `run_contracts`, so loading the definitions stays fast.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 import dagster as dg

@@ -1,0 +1,65 @@
+"""The contract tables in the warehouse's `ops` schema, and the view dbt staging anti-joins.
+
+`ops.quarantine` is append-only history (one row per failing rule per row per run).
+`ops.quarantined_ids` is what is excluded *now*: the rows flagged by the latest contract run
+(raw is merged state, so each run re-checks every row; a row fixed in the CRM leaves
+quarantine on the next run). `ops.contract_loads` keeps each run's table counts and columns:
+the baseline of the next run's row-count and frozen-column rules.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+DDL = (
+    "create schema if not exists ops",
+    """
+    create table if not exists ops.quarantine (
+        object varchar not null,      -- Salesforce API name, e.g. 'Account'
+        record_id varchar,            -- the raw Id (null or malformed when the id is the fault)
+        rule varchar not null,        -- stable rule key, e.g. 'owner_id.references_user'
+        value varchar,                -- the offending value, as text
+        reason varchar not null,      -- what the contract requires
+        run_id varchar not null,
+        detected_at timestamptz not null,
+        dlt_id varchar not null       -- the raw row's _dlt_id (exact row identity)
+    )
+    """,
+    """
+    create table if not exists ops.contract_runs (
+        run_id varchar not null,
+        seq bigint not null,          -- order of runs (the latest run defines quarantined_ids)
+        passed boolean not null,      -- false: a table-level contract failed (blocking)
+        failures varchar[] not null,
+        detected_at timestamptz not null
+    )
+    """,
+    """
+    create table if not exists ops.contract_loads (
+        run_id varchar not null,
+        object varchar not null,
+        live_rows bigint not null,
+        deleted_rows bigint not null,
+        columns varchar[] not null,
+        passed boolean not null
+    )
+    """,
+    """
+    create or replace view ops.quarantined_ids as
+    select distinct quarantine.object, quarantine.record_id
+    from ops.quarantine
+    where quarantine.record_id is not null
+      and quarantine.run_id = (
+        select contract_runs.run_id from ops.contract_runs order by contract_runs.seq desc limit 1
+      )
+    """,
+)
+
+
+def ensure_contract_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ops contract tables and the `ops.quarantined_ids` view (idempotent).
+
+    Call before the first dbt build on a fresh warehouse, so staging's anti-join has a view.
+    """
+    for statement in DDL:
+        con.execute(statement)

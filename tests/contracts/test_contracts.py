@@ -1,0 +1,194 @@
+"""Data contracts: bad rows are quarantined exactly, bad tables block (issue 7, item 1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from contracts import ContractReport, row_rules, run_contracts
+from local_crm.db import make_id
+from local_crm.schema import OBJECTS
+from tests.contracts.raw_world import build_good_world, insert_rows
+
+RUN_AT = datetime(2024, 1, 3, tzinfo=UTC)
+
+
+def _bad_rows(users: list[str], accounts: list[str], n: int) -> dict[str, list[dict]]:
+    """`n` rows, each breaking exactly one row rule, spread over Account/Contact/User."""
+    stamp = RUN_AT
+    faults = [
+        ("Account", "id.well_formed", lambda i: {"Id": f"001-not-an-id-{i}"}),
+        ("Account", "id.well_formed", lambda i: {"Id": None}),
+        ("Account", "id.well_formed", lambda i: {"Id": f"003{i:015d}"}),  # a Contact prefix
+        ("Account", "owner_id.references_user", lambda i: {"OwnerId": "005" + "Z" * 15}),
+        ("Account", "owner_id.well_formed_id", lambda i: {"OwnerId": "005'; drop table x"}),
+        ("Account", "owner_id.not_null", lambda i: {"OwnerId": None}),
+        ("Account", "name.not_null", lambda i: {"Name": None}),
+        ("Account", "number_of_employees.range", lambda i: {"NumberOfEmployees": -5}),
+        ("Account", "annual_revenue.range", lambda i: {"AnnualRevenue": -0.01}),
+        ("Account", "book_status_c.picklist", lambda i: {"Book_Status__c": "hoarded"}),
+        ("Account", "type.picklist", lambda i: {"Type": "prospect"}),  # picklists are exact
+        ("Contact", "account_id.references_account", lambda i: {"AccountId": "001" + "Q" * 15}),
+        ("Contact", "email.email", lambda i: {"Email": "not-an-email"}),
+        ("User", "book_role_c.picklist", lambda i: {"Book_Role__c": "CEO"}),
+        ("User", "is_active.not_null", lambda i: {"IsActive": None}),
+    ]
+    out: dict[str, list[dict]] = {"Account": [], "Contact": [], "User": []}
+    for i in range(n):
+        obj, rule, fault = faults[i % len(faults)]
+        row = {
+            "Id": make_id(OBJECTS[obj].key_prefix, 900_000 + i),
+            "IsDeleted": False,
+            "CreatedDate": stamp,
+            "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+        }
+        if obj == "Account":
+            row |= {"OwnerId": users[0], "Name": f"Bad {i}", "Type": "Prospect"}
+        elif obj == "Contact":
+            row |= {"OwnerId": users[0], "AccountId": accounts[0], "Email": f"b{i}@x.com"}
+        else:
+            row |= {"Username": f"u{i}@x.com", "Name": f"U {i}", "IsActive": True}
+        out[obj].append(row | fault(i) | {"_rule": rule})
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad_data_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, ContractReport]:
+    path = tmp_path_factory.mktemp("contracts") / "warehouse.duckdb"
+    good = build_good_world(path, n_accounts=5990, n_contacts=4000)
+    assert sum(good.counts.values()) == 10_000
+    bad = _bad_rows(good.users, good.accounts, 1000)
+    with duckdb.connect(str(path)) as con:
+        for obj, rows in bad.items():
+            insert_rows(con, obj, [{k: v for k, v in r.items() if k != "_rule"} for r in rows])
+    report = run_contracts(path, "run-1", detected_at=RUN_AT)
+    return path, bad, report
+
+
+def test_exactly_the_malformed_rows_are_quarantined(bad_data_world) -> None:
+    path, bad, report = bad_data_world
+    expected = {(obj, r["Id"], r["_rule"]) for obj, rows in bad.items() for r in rows}
+    with duckdb.connect(str(path), read_only=True) as con:
+        got = con.execute(
+            "select object, record_id, rule, reason from ops.quarantine where run_id = 'run-1'"
+        ).fetchall()
+        distinct_rows = con.execute(
+            "select count(distinct dlt_id) from ops.quarantine where run_id = 'run-1'"
+        ).fetchone()[0]
+        clean_good = con.execute(
+            "select count(*) from raw_salesforce.account as t where not exists (select 1 from "
+            "ops.quarantined_ids as q where q.object = 'Account' and q.record_id = t.id) "
+            "and t.id is not null"
+        ).fetchone()[0]
+    print(
+        f"\nquarantined {distinct_rows} of 11,000 raw rows; by rule: {report.quarantined_by_rule}"
+    )
+    assert distinct_rows == 1000
+    assert sum(report.quarantined.values()) == 1000
+    # every malformed row is flagged by the rule it breaks; no good row is flagged at all
+    assert expected <= {(o, rid, rule) for o, rid, rule, _ in got}
+    assert {(o, rid) for o, rid, *_ in got} == {(o, rid) for o, rid, _ in expected}
+    assert all(reason for *_, reason in got)
+    # 0 good rows quarantined: what staging keeps of Account is exactly the good accounts
+    assert clean_good == 5990
+    assert report.passed, report.failures
+
+
+def test_quarantine_values_and_rerun_replaces_the_run(bad_data_world) -> None:
+    path, _bad, _report = bad_data_world
+    with duckdb.connect(str(path), read_only=True) as con:
+        value = con.execute(
+            "select value from ops.quarantine where rule = 'book_status_c.picklist' limit 1"
+        ).fetchone()[0]
+        before = con.execute("select count(*) from ops.quarantine").fetchone()[0]
+    assert value == "hoarded"
+    again = run_contracts(path, "run-1", detected_at=RUN_AT)
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows, distinct = con.execute(
+            "select count(*), count(distinct dlt_id) from ops.quarantine"
+        ).fetchone()
+    assert (rows, distinct) == (before, 1000) and sum(again.quarantined.values()) == 1000
+
+
+def _good_only(tmp_path: Path) -> Path:
+    path = tmp_path / "w.duckdb"
+    build_good_world(path, n_accounts=1000, n_contacts=200)
+    first = run_contracts(path, "r1", detected_at=RUN_AT)
+    assert first.passed and sum(first.quarantined.values()) == 0
+    return path
+
+
+def test_row_count_drop_without_deletes_blocks(tmp_path: Path) -> None:
+    path = _good_only(tmp_path)
+    with duckdb.connect(str(path)) as con:  # 2% of accounts vanish with no delete record
+        con.execute("delete from raw_salesforce.account where id in "
+                    "(select id from raw_salesforce.account order by id limit 20)")  # fmt: skip
+    report = run_contracts(path, "r2", detected_at=RUN_AT)
+    assert not report.passed
+    assert any(
+        f.startswith("account:") and "row_count" in f and "observed 980" in f
+        for f in report.failures
+    ), report.failures
+    # a blocked load is not the next baseline: the drop keeps blocking until explained
+    assert not run_contracts(path, "r3", detected_at=RUN_AT).passed
+
+
+def test_row_count_drop_explained_by_deletes_passes(tmp_path: Path) -> None:
+    path = _good_only(tmp_path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("update raw_salesforce.account set is_deleted = true where id in "
+                    "(select id from raw_salesforce.account order by id limit 50)")  # fmt: skip
+    report = run_contracts(path, "r2", detected_at=RUN_AT)
+    assert report.passed, report.failures
+    assert report.tables["Account"].live_rows == 950
+
+
+def test_small_drop_within_one_percent_passes(tmp_path: Path) -> None:
+    path = _good_only(tmp_path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("delete from raw_salesforce.account where id in "
+                    "(select id from raw_salesforce.account order by id limit 10)")  # fmt: skip
+    assert run_contracts(path, "r2", detected_at=RUN_AT).passed
+
+
+def test_frozen_column_removed_or_retyped_blocks(tmp_path: Path) -> None:
+    path = _good_only(tmp_path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("alter table raw_salesforce.account drop column book_status_c")
+        con.execute("alter table raw_salesforce.contact alter email type bigint using null")
+    report = run_contracts(path, "r2", detected_at=RUN_AT)
+    assert not report.passed
+    text = " | ".join(report.failures)
+    assert "account" in text and "book_status_c" in text
+    assert "contact: column email has type BIGINT, contract says VARCHAR" in text
+
+
+def test_missing_table_blocks(tmp_path: Path) -> None:
+    path = _good_only(tmp_path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("drop table raw_salesforce.opportunity")
+    report = run_contracts(path, "r2", detected_at=RUN_AT)
+    assert "opportunity: table raw_salesforce.opportunity is missing" in report.failures
+
+
+def test_rules_follow_the_schema_picklists() -> None:
+    for name, rules in row_rules().items():
+        names = {r.name for r in rules}
+        assert "id.well_formed" in names
+        for f in OBJECTS[name].fields:
+            if (
+                f.type == "picklist"
+                and f.picklist
+                and any(r.column == _snake(f.name) for r in rules)
+            ):
+                assert f"{_snake(f.name)}.picklist" in names
+
+
+def _snake(name: str) -> str:
+    from ingest.fields import snake
+
+    return snake(name)

@@ -1,0 +1,118 @@
+"""Single writer (issue 7, item 6): two cycles never interleave; busy is one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from warehouse.lease import (
+    WarehouseBusyError,
+    acquire,
+    connect_warehouse,
+    lease_path,
+    read_lease,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).with_name("lease_worker.py")
+
+
+def _start(warehouse: Path, log: Path, name: str, wait: float, hold: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(warehouse), str(log), name, str(wait), str(hold)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_cycles_started_together_never_interleave(tmp_path: Path) -> None:
+    warehouse, log = tmp_path / "w.duckdb", tmp_path / "intervals.txt"
+    procs = [_start(warehouse, log, name, wait=60, hold=1.0) for name in ("a", "b")]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert [code for code, _ in results] == [0, 0], results
+    (_, s1, e1), (_, s2, e2) = sorted(
+        (line.split()[0], float(line.split()[1]), float(line.split()[2]))
+        for line in log.read_text().splitlines()
+    )
+    first, second = sorted([(s1, e1), (s2, e2)])
+    print(f"\nintervals: {first} then {second}")
+    assert first[1] <= second[0], "the two writers overlapped"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        order = [r[0] for r in con.execute("select who from writes order by written_at").fetchall()]
+    assert order in (["a"] * 5 + ["b"] * 5, ["b"] * 5 + ["a"] * 5)  # no interleaved writes
+    assert not lease_path(warehouse).exists()
+
+
+def test_second_cycle_without_waiting_exits_with_one_line(tmp_path: Path) -> None:
+    warehouse, log = tmp_path / "w.duckdb", tmp_path / "intervals.txt"
+    with acquire(warehouse, "books cycle run-42"):
+        proc = _start(warehouse, log, "late", wait=0.2, hold=0)
+        code, err = proc.wait(timeout=60), proc.stderr.read()
+    assert code == 3
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "in use by 'books cycle run-42'" in err and f"pid {os.getpid()}" in err
+
+
+def test_stale_lease_of_a_dead_process_is_taken_over(tmp_path: Path, caplog) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = {"holder": "crashed cycle", "pid": dead.pid, "host": socket.gethostname(),
+             "token": "old", "acquired_at": time.time(), "expires_at": time.time() + 3600}  # fmt: skip
+    lease_path(warehouse).write_text(json.dumps(stale))
+    with acquire(warehouse, "new cycle") as lease:
+        assert read_lease(warehouse).token == lease.info.token
+    assert "taking over stale warehouse lease of 'crashed cycle'" in caplog.text
+
+
+def test_expired_lease_is_taken_over_but_a_live_one_is_not(tmp_path: Path) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    other = {"holder": "other host", "pid": 1, "host": "elsewhere", "token": "t",
+             "acquired_at": time.time(), "expires_at": time.time() + 3600}  # fmt: skip
+    lease_path(warehouse).write_text(json.dumps(other))
+    with pytest.raises(WarehouseBusyError, match="in use by 'other host' \\(pid 1 on elsewhere\\)"):
+        with acquire(warehouse, "me", wait_seconds=0.1, poll_seconds=0.05):
+            pass
+    lease_path(warehouse).write_text(json.dumps(other | {"expires_at": time.time() - 1}))
+    with acquire(warehouse, "me") as lease:
+        assert lease.info.holder == "me"
+
+
+def test_heartbeat_renews_the_lease(tmp_path: Path) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    with acquire(warehouse, "slow cycle", ttl_seconds=0.3) as lease:
+        first = lease.info.expires_at
+        time.sleep(0.5)
+        assert read_lease(warehouse).expires_at > first
+        assert read_lease(warehouse).expires_at > time.time()
+
+
+def test_duckdb_lock_conflict_becomes_one_clear_line(tmp_path: Path) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "c.execute('create table t (x int)'); print('ready', flush=True); time.sleep(30)",
+         str(warehouse)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(WarehouseBusyError) as info:
+            connect_warehouse(warehouse)
+        message = str(info.value)
+        assert "\n" not in message and "is open for writing by another process" in message
+        assert info.value.__suppress_context__  # no chained DuckDB traceback
+    finally:
+        holder.kill()
+        holder.wait()

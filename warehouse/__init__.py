@@ -1,0 +1,1 @@
+"""The warehouse file's runtime guarantees: one writer at a time, and readers never blocked."""
