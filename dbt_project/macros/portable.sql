@@ -1,0 +1,68 @@
+{#- Engine-specific SQL lives here, behind adapter.dispatch (STYLE.md 12). -#}
+
+{#- Web domain of a URL or e-mail: lowercase, no scheme, no `www.`, no user, path, port or query.
+    'https://WWW.Acme.com:443/about?x' -> 'acme.com'; 'bob@Acme.com' -> 'acme.com'; text that is
+    not a domain ('N/A', 'acme dot com') -> null. -#}
+{% macro normalize_domain(expr) -%}
+    {{ return(adapter.dispatch('normalize_domain', 'dynamic_books')(expr)) }}
+{%- endmacro %}
+
+{% macro default__normalize_domain(expr) -%}
+    {%- set stripped -%}
+        regexp_replace(
+            regexp_replace(
+                regexp_replace(
+                    regexp_replace(lower(trim({{ expr }})), '^[a-z][a-z0-9+.-]*://', ''),
+                '^[^@/]*@', ''),
+            '^www[0-9]*[.]', ''),
+        '[/:?#].*$', '')
+    {%- endset -%}
+    {#- a domain has a dot and no blanks: 'N/A', 'none', 'acme dot com' are not domains -#}
+    case
+        when {{ stripped }} like '%_._%' and {{ stripped }} not like '% %'
+            then {{ stripped }}
+    end
+{%- endmacro %}
+
+{#- Company name for comparison: lowercase letters/digits/spaces, legal suffixes removed. -#}
+{% macro normalize_company_name(expr) -%}
+    {{ return(adapter.dispatch('normalize_company_name', 'dynamic_books')(expr)) }}
+{%- endmacro %}
+
+{% macro default__normalize_company_name(expr) -%}
+    nullif(trim(
+        regexp_replace(
+            regexp_replace(
+                regexp_replace(' ' || lower({{ expr }}) || ' ', '[^a-z0-9 ]', ' '),
+            ' (inc|incorporated|llc|ltd|limited|corp|corporation|co|company|gmbh|ag|sa|plc|group|holdings)( |$)', ' '),
+        ' +', ' ')
+    ), '')
+{%- endmacro %}
+
+{% macro duckdb__normalize_company_name(expr) -%}
+    nullif(trim(
+        regexp_replace(
+            regexp_replace(
+                regexp_replace(' ' || lower({{ expr }}) || ' ', '[^a-z0-9 ]', ' ', 'g'),
+            ' (inc|incorporated|llc|ltd|limited|corp|corporation|co|company|gmbh|ag|sa|plc|group|holdings)( |$)', ' ', 'g'),
+        ' +', ' ', 'g')
+    ), '')
+{%- endmacro %}
+
+{#- 0.5 ^ exponent, the decay factor. -#}
+{% macro half_power(exponent) -%}
+    {{ return(adapter.dispatch('half_power', 'dynamic_books')(exponent)) }}
+{%- endmacro %}
+
+{% macro default__half_power(exponent) -%}
+    power(0.5, {{ exponent }})
+{%- endmacro %}
+
+{#- The domain one label up: 'eu.acme.com' -> 'acme.com' ('acme.com' -> 'com'). -#}
+{% macro parent_domain(expr) -%}
+    {{ return(adapter.dispatch('parent_domain', 'dynamic_books')(expr)) }}
+{%- endmacro %}
+
+{% macro default__parent_domain(expr) -%}
+    regexp_replace({{ expr }}, '^[^.]+[.]', '')
+{%- endmacro %}

@@ -1,0 +1,159 @@
+{#- Every activity (Salesforce tasks and events, engagement-platform exports) in one shape, with
+    whether it is a meaningful touch under policy.meaningful_activity and, if not, why.
+    Rules, in order: future-dated, open (not done) tasks and activities on no account never
+    count; the type must be listed; an inbound reply counts whatever its source
+    (count_inbound_replies); otherwise the direction must be listed, the source must not be
+    excluded and, with manual_only, automated steps (Is_Automated__c or source Sequence) do not
+    count. A missing direction is read as Outbound (CRM default for logged activities). -#}
+{%- set manual_only = policy_get('meaningful_activity.manual_only') -%}
+{%- set count_inbound = policy_get('meaningful_activity.count_inbound_replies') -%}
+with
+
+tasks as (
+    select * from {{ ref('stg_salesforce__tasks') }}
+),
+
+events as (
+    select * from {{ ref('stg_salesforce__events') }}
+),
+
+engagement_activities as (
+    select * from {{ ref('stg_files__engagement_activities') }}
+),
+
+web_domains as (
+    select * from {{ ref('int_web_domains_mapped') }}
+),
+
+users as (
+    select * from {{ ref('stg_salesforce__users') }}
+),
+
+contacts as (
+    select * from {{ ref('stg_salesforce__contacts') }}
+),
+
+crm_activities as (
+    select
+        {{ dbt.concat(["'task:'", 'task_id']) }} as activity_id,
+        'salesforce_task' as origin,
+        account_id,
+        owner_id,
+        contact_id as contact_key,
+        activity_type,
+        coalesce(direction, 'Outbound') as direction,
+        is_automated,
+        activity_source,
+        activity_date,
+        coalesce(task_status, 'Completed') = 'Open' as is_open
+    from tasks
+    union all
+    select
+        {{ dbt.concat(["'event:'", 'event_id']) }} as activity_id,
+        'salesforce_event' as origin,
+        account_id,
+        owner_id,
+        contact_id as contact_key,
+        activity_type,
+        coalesce(direction, 'Outbound') as direction,
+        is_automated,
+        activity_source,
+        activity_date,
+        false as is_open
+    from events
+),
+
+engagement_users as (
+    select
+        email,
+        min(user_id) as user_id
+    from users
+    where email is not null
+    group by email
+),
+
+engagement_contacts as (
+    select
+        email,
+        min(contact_id) as contact_id
+    from contacts
+    where email is not null
+    group by email
+),
+
+file_activities as (
+    select
+        {{ dbt.concat(["'file:'", 'engagement_activities.engagement_activity_id']) }}
+            as activity_id,
+        'engagement_file' as origin,
+        web_domains.account_id,
+        engagement_users.user_id as owner_id,
+        coalesce(engagement_contacts.contact_id, engagement_activities.contact_email)
+            as contact_key,
+        engagement_activities.activity_type,
+        coalesce(engagement_activities.direction, 'Outbound') as direction,
+        engagement_activities.is_automated,
+        case when engagement_activities.is_automated then 'Sequence' else 'Integration' end
+            as activity_source,
+        engagement_activities.activity_date,
+        false as is_open
+    from engagement_activities
+    left join web_domains
+        on engagement_activities.web_domain = web_domains.web_domain
+    left join engagement_users
+        on engagement_activities.rep_email = engagement_users.email
+    left join engagement_contacts
+        on engagement_activities.contact_email = engagement_contacts.email
+),
+
+all_activities as (
+    select * from crm_activities
+    union all
+    select * from file_activities
+),
+
+classified as (
+    select
+        *,
+        case
+            when account_id is null then 'no_account'
+            when activity_date is null then 'no_date'
+            when activity_date > {{ as_of_date() }} then 'future'
+            when is_open then 'not_completed'
+            when activity_type is null
+                or activity_type not in ({{ policy_string_list('meaningful_activity.types') }})
+                then 'type_not_counted'
+            {%- if count_inbound %}
+            when direction = 'Inbound' then null
+            {%- endif %}
+            when direction not in ({{ policy_string_list('meaningful_activity.directions') }})
+                then 'direction_not_counted'
+            when activity_source in (
+                {{ policy_string_list('meaningful_activity.excluded_sources') }}
+            ) then 'excluded_source'
+            {%- if manual_only %}
+            when is_automated or activity_source = 'Sequence' then 'automated'
+            {%- endif %}
+        end as not_meaningful_reason
+    from all_activities
+),
+
+final as (
+    select
+        activity_id,
+        origin,
+        account_id,
+        owner_id,
+        contact_key,
+        activity_type,
+        direction,
+        is_automated,
+        activity_source,
+        activity_date,
+        is_open,
+        not_meaningful_reason is null as is_meaningful,
+        not_meaningful_reason
+    from classified
+)
+
+select * from final

@@ -1,0 +1,40 @@
+{#- Records whose latest version is deleted. Entity staging models drop them; this model keeps
+    them countable (one row per object and id) so nothing disappears silently. -#}
+{%- set objects = [
+    ('User', 'user', 'system_modstamp'), ('Account', 'account', 'system_modstamp'),
+    ('Contact', 'contact', 'system_modstamp'), ('Lead', 'lead', 'system_modstamp'),
+    ('Opportunity', 'opportunity', 'system_modstamp'), ('Task', 'task', 'system_modstamp'),
+    ('Event', 'event', 'system_modstamp'), ('Signal__c', 'signal_c', 'system_modstamp'),
+    ('AccountHistory', 'account_history', 'created_date'),
+] -%}
+with
+
+{% for object_name, table, stamp in objects %}
+{{ table }}_latest as (
+    {{ latest_versions(source('salesforce', table),
+                       order_by=stamp ~ ' desc, _dlt_load_id desc, _dlt_id desc') }}
+),
+{% endfor %}
+
+deleted as (
+    {% for object_name, table, stamp in objects %}
+    select
+        '{{ object_name }}' as object_name,
+        cast(id as {{ dbt.type_string() }}) as record_id,
+        {{ stamp }} as deleted_at
+    from {{ table }}_latest
+    where is_deleted
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+),
+
+final as (
+    select
+        {{ dbt.concat(['object_name', "':'", 'record_id']) }} as deleted_record_key,
+        object_name,
+        record_id,
+        deleted_at
+    from deleted
+)
+
+select * from final

@@ -1,0 +1,60 @@
+"""Run the dbt project from tests: vars from the policy, an isolated target dir per call."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+
+from policy import load_policy, to_dbt_vars
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+POLICY_FILE = REPO_ROOT / "books.yml"
+
+
+def policy_vars(
+    as_of_date: str, run_id: str = "test-run", policy_file: Path = POLICY_FILE
+) -> dict[str, Any]:
+    """The dbt vars Python passes on every run (CONTRACTS.md), from the validated policy."""
+    return to_dbt_vars(load_policy(policy_file), as_of_date=as_of_date, run_id=run_id)
+
+
+def run_dbt(
+    args: list[str], warehouse: Path, dbt_vars: dict[str, Any], work_dir: Path
+) -> dbtRunnerResult:
+    """Invoke dbt in-process against `warehouse`, with target/log paths under `work_dir`."""
+    os.environ["BOOKS_WAREHOUSE"] = str(warehouse)
+    return dbtRunner().invoke(
+        [
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(work_dir / "target"),
+            "--log-path",
+            str(work_dir / "logs"),
+            "--vars",
+            json.dumps(dbt_vars),
+        ]
+    )
+
+
+def failures(result: dbtRunnerResult) -> list[str]:
+    """Readable names and messages of the nodes that failed or errored (warnings are data-quality
+    findings on deliberately dirty generated data, by design)."""
+    if result.exception is not None:
+        return [repr(result.exception)]
+    if not isinstance(getattr(result.result, "results", None), list):
+        return [] if result.success else [f"dbt failed: {result.result!r}"[:500]]
+    out = []
+    for node_result in result.result.results:
+        status = str(getattr(node_result, "status", ""))
+        if status.lower() not in ("success", "pass", "warn"):  # warn: dirty data, counted
+            out.append(f"{node_result.node.unique_id}: {status}: {node_result.message}")
+    return out
