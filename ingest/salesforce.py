@@ -14,15 +14,27 @@ All objects are read with `queryAll`, so soft-deleted rows (IsDeleted = true) an
 Tasks/Events (older than a year, hidden from `query`) arrive too. A first load, or any pull
 above `bulk_threshold` rows, goes through Bulk API 2.0 (CSV pages parsed to Arrow); small
 incremental pulls use the REST query.
+
+Two write paths, one per concern:
+- incremental runs (the raw table holds rows): the dlt merge resource below;
+- the first load of an object (raw table absent or empty): dlt creates the typed table from an
+  empty batch (so its schema and state own the table), then Bulk 2.0 pages are appended
+  straight from Arrow into DuckDB with the same columns, that dlt load's `_dlt_load_id` and a
+  random `_dlt_id`. Why: at a million accounts dlt's extract -> normalise -> staging -> merge
+  copies cost several times the extraction itself, and an empty table needs no merge.
+  One transaction per object: a failed first load leaves the table empty, so the next run
+  simply loads it again. A thread reads the next page while this one is parsed and inserted.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,7 +64,7 @@ class IngestConfig:
 
     lookback: timedelta = timedelta(minutes=15)
     bulk_threshold: int = 10_000  # incremental pulls larger than this switch to Bulk 2.0
-    bulk_page_rows: int = 100_000  # maxRecords per Bulk 2.0 result page
+    bulk_page_rows: int = 250_000  # maxRecords per Bulk 2.0 result page
     pipelines_dir: Path | None = None  # dlt working dir; default beside the warehouse
 
 
@@ -128,22 +140,21 @@ def _loaded_window(
 
 
 def _pull(
-    conn: SalesforceConnection, spec: ObjectSpec, since: datetime | None, cfg: IngestConfig, tally
+    conn: SalesforceConnection, spec: ObjectSpec, since: datetime, cfg: IngestConfig, tally
 ) -> Iterator[pa.Table]:
-    """Typed Arrow batches from REST or Bulk 2.0, choosing by size."""
-    soql = spec.soql(_soql_datetime(since) if since else None)
-    if since is not None:
-        pages = conn.query_all_pages(soql, include_deleted=True)
-        first = next(pages, [])
-        total = conn.last_total_size or 0
-        if total <= cfg.bulk_threshold:
-            tally.method = "rest"
-            yield records_to_arrow(spec, first)
-            for page in pages:
-                yield records_to_arrow(spec, page)
-            return
-        pages.close()
-        log.info("%s: %d rows changed since %s; switching to Bulk 2.0", spec.name, total, since)
+    """Typed Arrow batches of rows changed since `since`, from REST or Bulk 2.0 by size."""
+    soql = spec.soql(_soql_datetime(since))
+    pages = conn.query_all_pages(soql, include_deleted=True)
+    first = next(pages, [])
+    total = conn.last_total_size or 0
+    if total <= cfg.bulk_threshold:
+        tally.method = "rest"
+        yield records_to_arrow(spec, first)
+        for page in pages:
+            yield records_to_arrow(spec, page)
+        return
+    pages.close()
+    log.info("%s: %d rows changed since %s; switching to Bulk 2.0", spec.name, total, since)
     tally.method = "bulk"
     for chunk in conn.bulk_query_csv(soql, include_deleted=True, max_records=cfg.bulk_page_rows):
         if chunk.strip():
@@ -153,7 +164,7 @@ def _pull(
 def _object_rows(
     conn: SalesforceConnection,
     spec: ObjectSpec,
-    since: datetime | None,
+    since: datetime,
     seen: pl.DataFrame,
     cfg: IngestConfig,
     tally: _Tally,
@@ -173,10 +184,6 @@ def _object_rows(
             yield batch
         if progress:
             progress(spec.name, tally.loaded)
-    if since is None and tally.fetched == 0:
-        # First load of an empty object: an empty batch still creates the typed raw table,
-        # so dbt sources exist from day one.
-        yield spec.arrow_schema.empty_table()
     tally.finished = time.perf_counter()
     log.info(
         "%s: fetched %d via %s since %s, loading %d",
@@ -190,24 +197,30 @@ def _object_rows(
 
 def salesforce_source(
     conn: SalesforceConnection,
-    warehouse_path: Path,
-    objects: Iterable[str],
+    windows: dict[str, tuple[datetime | None, pl.DataFrame]],
     cfg: IngestConfig,
     tallies: dict[str, _Tally],
     progress: Progress | None = None,
 ):
-    """The dlt source: one merge-on-id resource per requested object."""
+    """The dlt source: one merge-on-id resource per object in `windows` (name -> loaded window).
+
+    An object never loaded yet gets an empty typed batch: dlt creates its table, and
+    `_first_load` fills it."""
     specs = object_specs()
     resources = []
-    for name in objects:
+    for name, (since, seen) in windows.items():
         spec = specs[name]
-        since, seen = _loaded_window(warehouse_path, spec, cfg.lookback)
         tally = tallies.setdefault(name, _Tally(since=since))
         hints = spec.column_hints
         hints[snake(spec.cursor)]["dedup_sort"] = "desc"
+        rows = (
+            iter([spec.arrow_schema.empty_table()])
+            if since is None
+            else _object_rows(conn, spec, since, seen, cfg, tally, progress)
+        )
         resources.append(
             dlt.resource(
-                _object_rows(conn, spec, since, seen, cfg, tally, progress),
+                rows,
                 name=spec.table,
                 table_name=spec.table,
                 primary_key="id",
@@ -221,6 +234,108 @@ def salesforce_source(
         return resources
 
     return salesforce()
+
+
+def _read_ahead(items: Iterator, depth: int = 2) -> Iterator:
+    """Iterate `items` on a worker thread, `depth` items ahead (the CRM prepares and sends the
+    next page while this thread parses and inserts the current one)."""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():  # the consumer may give up: never block forever
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+
+    worker = threading.Thread(target=work, name="bulk-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := box.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _first_load(
+    conn: SalesforceConnection,
+    warehouse_path: Path,
+    specs: list[ObjectSpec],
+    load_id: str,
+    cfg: IngestConfig,
+    tallies: dict[str, _Tally],
+    progress: Progress | None,
+) -> None:
+    """Bulk 2.0 pages of never-loaded objects -> Arrow -> DuckDB, one transaction per object."""
+
+    def pages() -> Iterator[tuple[ObjectSpec, bytes]]:
+        for spec in specs:
+            soql = spec.soql()
+            for chunk in conn.bulk_query_csv(
+                soql, include_deleted=True, max_records=cfg.bulk_page_rows
+            ):
+                yield spec, chunk
+            yield spec, b""  # end of this object
+
+    con = duckdb.connect(str(warehouse_path))
+    try:
+        con.execute("begin")
+        current, mark = None, time.perf_counter()  # an object's time runs from the last commit
+        for spec, chunk in _read_ahead(pages()):
+            tally = tallies[spec.name]
+            if spec.name != current:
+                current, tally.method, tally.started = spec.name, "bulk", mark
+            if not chunk:
+                con.execute("commit")
+                tally.finished = mark = time.perf_counter()
+                log.info("%s: first load of %d rows via bulk", spec.name, tally.loaded)
+                con.execute("begin")
+                continue
+            if not chunk.strip():
+                continue
+            batch = csv_to_arrow(spec, chunk)
+            _append(con, spec, batch, load_id)
+            tally.fetched += batch.num_rows
+            tally.loaded += batch.num_rows
+            tally.deleted += int(pc.sum(batch["is_deleted"]).as_py() or 0)
+            if progress:
+                progress(spec.name, tally.loaded)
+        con.execute("commit")
+    finally:
+        con.close()
+
+
+def _append(
+    con: duckdb.DuckDBPyConnection, spec: ObjectSpec, batch: pa.Table, load_id: str
+) -> None:
+    """Append a typed batch with dlt's row columns (load id of this run, random row id)."""
+    cols = ", ".join(f'"{c}"' for c in batch.column_names)
+    con.register("_books_batch", batch)
+    try:
+        con.execute(
+            f'insert into {DATASET}."{spec.table}" ({cols}, _dlt_load_id, _dlt_id) '
+            f"select {cols}, $load_id, replace(cast(gen_random_uuid() as varchar), '-', '') "
+            "from _books_batch",
+            {"load_id": load_id},
+        )
+    finally:
+        con.unregister("_books_batch")
 
 
 def _configure_dlt() -> None:
@@ -265,11 +380,18 @@ def run_salesforce_ingest(
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise ValueError(f"unknown CRM object(s) {unknown}; known: {list(specs)}")
+    windows = {name: _loaded_window(path, specs[name], cfg.lookback) for name in names}
+    first = [name for name in names if windows[name][0] is None]
     pipeline = make_pipeline(path, cfg.pipelines_dir)
     tallies: dict[str, _Tally] = {}
-    source = salesforce_source(conn, path, names, cfg, tallies, progress)
-    info = pipeline.run(source)
+    info = pipeline.run(salesforce_source(conn, windows, cfg, tallies, progress))
     info.raise_on_failed_jobs()
+    if first:
+        if not info.loads_ids:
+            raise RuntimeError(f"dlt created no load for the first load of {first}")
+        _first_load(
+            conn, path, [specs[n] for n in first], info.loads_ids[-1], cfg, tallies, progress
+        )
     stats = {}
     for name in names:
         t = tallies[name]

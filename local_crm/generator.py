@@ -142,10 +142,7 @@ def _pick(arr: tuple[str, ...] | list[str], idx: np.ndarray) -> list[str]:
 
 
 def _load(store: CrmStore, obj: str, cols: dict[str, list[Any]]) -> int:
-    lengths = {len(v) for v in cols.values()}
-    if len(lengths) != 1:
-        raise ValueError(f"{obj}: columns of unequal length {sorted(lengths)}")
-    return store.bulk_load(obj, list(cols), zip(*cols.values(), strict=True))
+    return store.bulk_load_columns(obj, cols)
 
 
 def _round_at_least(x: float, low: int) -> int:
@@ -1524,24 +1521,26 @@ def generate_world(
         if progress:
             progress(stage, done, total)
 
-    users = _make_users(store, _rng(seed, "users"), reps, pol, a)
-    step("users", len(users.ids), len(users.ids))
-    acc = _make_accounts(store, _rng(seed, "accounts"), accounts, pol, a)
-    acc.missing_ids = store.new_ids("Account", 5)  # reserved, never inserted: "deleted" accounts
-    _make_families(_rng(seed, "families"), acc)
-    _assign_owners(_rng(seed, "owners"), acc, users, pol)
-    plan = _plan(_rng(seed, "plan"), acc, users, a, months)
-    state = _write_accounts(store, _rng(seed, "status"), acc, plan, users, pol, a)
-    step("accounts", accounts, accounts)
-    sink = _EngagementSink(since=_monday_on_or_before(a) - 28)
-    people = _write_contacts_and_activities(
-        store, _rng(seed, "activities"), acc, plan, users, a, months, sink, step
-    )
-    leads = _write_leads(store, _rng(seed, "leads"), acc, users, a, months)
-    step("leads", sum(leads.values()), sum(leads.values()))
-    opps = _write_opportunities(store, _rng(seed, "opportunities"), acc, plan, users, a)
-    signals = _write_signals(store, _rng(seed, "signals"), acc, users, a)
-    step("opportunities+signals", 1, 1)
+    with store.bulk_session():  # no journal, indexes built once at the end
+        users = _make_users(store, _rng(seed, "users"), reps, pol, a)
+        step("users", len(users.ids), len(users.ids))
+        acc = _make_accounts(store, _rng(seed, "accounts"), accounts, pol, a)
+        # reserved, never inserted: "deleted" accounts
+        acc.missing_ids = store.new_ids("Account", 5)
+        _make_families(_rng(seed, "families"), acc)
+        _assign_owners(_rng(seed, "owners"), acc, users, pol)
+        plan = _plan(_rng(seed, "plan"), acc, users, a, months)
+        state = _write_accounts(store, _rng(seed, "status"), acc, plan, users, pol, a)
+        step("accounts", accounts, accounts)
+        sink = _EngagementSink(since=_monday_on_or_before(a) - 28)
+        people = _write_contacts_and_activities(
+            store, _rng(seed, "activities"), acc, plan, users, a, months, sink, step
+        )
+        leads = _write_leads(store, _rng(seed, "leads"), acc, users, a, months)
+        step("leads", sum(leads.values()), sum(leads.values()))
+        opps = _write_opportunities(store, _rng(seed, "opportunities"), acc, plan, users, a)
+        signals = _write_signals(store, _rng(seed, "signals"), acc, users, a)
+        step("opportunities+signals", 1, 1)
     files: list[Path] = []
     landing: dict[str, int] = {}
     if landing_dir is not None:

@@ -44,7 +44,7 @@ from local_crm.db import (
 )
 from local_crm.faults import FaultInjector, RequestFault
 from local_crm.schema import OBJECTS, SObject
-from local_crm.soql import CompiledQuery, SoqlError, compile_soql, csv_value, json_value
+from local_crm.soql import CompiledQuery, SoqlError, compile_soql, json_value
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ DEFAULT_PAGE_SIZE = 2000
 DEFAULT_API_LIMIT = 100_000
 MAX_COLLECTION = 200
 BULK_CHUNK = 2000  # records per store call while a bulk ingest job runs
-QUERY_RESULT_CHUNK = 1000  # rows per stored chunk of a bulk query job's results
+BULK_DEFAULT_PAGE_ROWS = 1_000_000  # rows per bulk query results page without maxRecords
 CURSOR_IDLE_SECONDS = 15 * 60  # Salesforce expires idle query locators after 15 minutes
 MAX_OPEN_CURSORS = 50
 ORG_ID = make_id("00D", 1)
@@ -170,6 +170,7 @@ class CrmApi:
         self.page_size = page_size
         self.api_limit = api_limit
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
+        self._query_jobs: OrderedDict[str, _QueryJob] = OrderedDict()
         self._cursor_lock = threading.Lock()
         self._locator_seq = itertools.count(1)
         self._signing_key = secrets.token_bytes(32)
@@ -485,12 +486,17 @@ class CrmApi:
                 k for k, c in self._cursors.items() if now - c.last_used > CURSOR_IDLE_SECONDS
             ]:
                 self._cursors.pop(key).close()
+            for key in [
+                k for k, c in self._query_jobs.items() if now - c.last_used > CURSOR_IDLE_SECONDS
+            ]:
+                self._query_jobs.pop(key).close()
 
     def close(self) -> None:
         with self._cursor_lock:
-            for c in self._cursors.values():
+            for c in [*self._cursors.values(), *self._query_jobs.values()]:
                 c.close()
             self._cursors.clear()
+            self._query_jobs.clear()
 
     # -- sobjects
 
@@ -845,6 +851,10 @@ class CrmApi:
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
 
     def _delete_job(self, job_id: str) -> None:
+        with self._cursor_lock:
+            cursor = self._query_jobs.pop(job_id, None)
+        if cursor is not None:
+            cursor.close()
         with self.store.connection() as con, con:
             for table in ("_bulk_data", "_bulk_result"):
                 con.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
@@ -986,6 +996,10 @@ class CrmApi:
                         f"Invalid state transition from {job['state']} to {state}",
                     )
                 self._set_job(job["id"], state="Aborted")
+                with self._cursor_lock:
+                    aborted = self._query_jobs.pop(job["id"], None)
+                if aborted is not None:
+                    aborted.close()
                 return Response(
                     200, self._job_info(req, self._job_row(job["id"], "query"), full=False)
                 )
@@ -1004,74 +1018,98 @@ class CrmApi:
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
 
     def _run_query_job(self, job: dict[str, Any], q: CompiledQuery) -> None:
+        """Open the job's read snapshot, count its rows and keep a cursor for the result pages.
+
+        Deliberate difference from Salesforce: results are not materialised. The job holds a
+        read transaction (a WAL snapshot) and each results page formats the next rows straight
+        from SQLite, so a page always sees the data as of job completion.
+        """
         self._set_job(job["id"], state="InProgress")
-        delim = _DELIMITERS[job["column_delimiter"]]
-        count = 0
+        self._expire_cursors()
+        sql, params = q.csv_sql(_DELIMITERS[job["column_delimiter"]])
         con = self.store.connect()
         try:
-            cur = con.execute(q.sql, q.params)
-            seq = 0
-            with self.store.connection() as wcon, wcon:
-                while rows := cur.fetchmany(QUERY_RESULT_CHUNK):
-                    buf = io.StringIO()
-                    w = csv.writer(
-                        buf, delimiter=delim, quoting=csv.QUOTE_ALL, lineterminator=_eol(job)
-                    )
-                    for row in rows:
-                        w.writerow(
-                            [csv_value(f, v) for f, v in zip(q.fields, row[1:], strict=True)]
-                        )
-                    seq += 1
-                    count += len(rows)
-                    wcon.execute(
-                        "INSERT INTO _bulk_result VALUES (?, 'query', ?, ?)",
-                        (job["id"], seq, buf.getvalue()),
-                    )
-        finally:
+            con.execute("BEGIN")  # the snapshot every page of this job reads
+            total = int(con.execute(q.count_sql, q.count_params).fetchone()[0])
+            cursor = _QueryJob(con, con.execute(sql, params), sql, params, time.monotonic())
+        except Exception:
             con.close()
-        self._set_job(job["id"], state="JobComplete", processed=count, total_rows=count)
+            raise
+        with self._cursor_lock:
+            self._query_jobs[job["id"]] = cursor
+            while len(self._query_jobs) > MAX_OPEN_CURSORS:
+                _, old = self._query_jobs.popitem(last=False)
+                old.close()
+        self._set_job(job["id"], state="JobComplete", processed=total, total_rows=total)
 
     def _query_results(self, req: _Request, job: dict[str, Any]) -> Response:
-        max_records = int(req.param("maxRecords") or 0) or job["total_rows"] or 1
+        max_records = int(req.param("maxRecords") or 0) or BULK_DEFAULT_PAGE_ROWS
         locator = req.param("locator") or ""
         try:
             offset = int(base64.b64decode(locator).decode()) if locator else 0
         except ValueError:
             raise ApiError(400, "INVALIDLOCATOR", f"Invalid locator: {locator}") from None
+        delim = _DELIMITERS[job["column_delimiter"]]
         q = compile_soql(
             job["query"], include_deleted=job["operation"] == "queryAll", now=self.store.clock.now()
         )
-        end = min(offset + max_records, job["total_rows"])
-        first_chunk = offset // QUERY_RESULT_CHUNK + 1
-        last_chunk = (end - 1) // QUERY_RESULT_CHUNK + 1 if end > offset else first_chunk - 1
-        lines: list[str] = []
-        with self.store.connection() as con:
-            for seq, body in con.execute(
-                "SELECT seq, body FROM _bulk_result WHERE job_id = ? AND kind = 'query' "
-                "AND seq BETWEEN ? AND ? ORDER BY seq",
-                (job["id"], first_chunk, last_chunk),
-            ):
-                chunk_rows = _split_csv_rows(body, _DELIMITERS[job["column_delimiter"]], _eol(job))
-                base = (seq - 1) * QUERY_RESULT_CHUNK
-                lines.extend(chunk_rows[max(0, offset - base) : end - base])
-        buf = io.StringIO()
-        csv.writer(
-            buf,
-            delimiter=_DELIMITERS[job["column_delimiter"]],
-            quoting=csv.QUOTE_ALL,
-            lineterminator=_eol(job),
-        ).writerow([f.name for f in q.fields])
-        text = buf.getvalue() + "".join(lines)
-        next_locator = (
-            base64.b64encode(str(end).encode()).decode() if end < job["total_rows"] else "null"
-        )
+        with self._cursor_lock:
+            cursor = self._query_jobs.get(job["id"])
+        reread = cursor is None
+        if cursor is None:
+            # Snapshot gone (all pages served, idle expiry, restart): re-read the live data.
+            sql, params = q.csv_sql(delim)
+            cursor = _QueryJob(self.store.connect(), None, sql, params, time.monotonic())
+        with cursor.lock:
+            lines = cursor.page(offset, max_records)
+        end = offset + len(lines)
+        done = end >= job["total_rows"] or len(lines) < max_records
+        if done or reread:
+            with self._cursor_lock:
+                self._query_jobs.pop(job["id"], None)
+            cursor.close()
+        eol = _eol(job)
+        header = delim.join(f'"{f.name}"' for f in q.fields)
+        body = eol.join([header, *lines]) + eol
+        next_locator = "null" if done else base64.b64encode(str(end).encode()).decode()
         return Response(
             200,
-            text.encode("utf-8"),
+            body.encode("utf-8"),
             content_type="text/csv",
             headers={"Sforce-Locator": next_locator, "Sforce-NumberOfRecords": str(len(lines))},
             records=len(lines),
         )
+
+
+@dataclass
+class _QueryJob:
+    """A bulk query job's result cursor: one read transaction, CSV lines formatted by SQLite."""
+
+    con: Any
+    cur: Any  # None until the first page when re-reading
+    sql: str
+    params: tuple[Any, ...]
+    last_used: float
+    position: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def page(self, offset: int, n: int) -> list[str]:
+        """Lines `offset` .. `offset + n` (a retried or skipped page re-runs the query)."""
+        if self.cur is None or offset != self.position:
+            self.cur = self.con.execute(
+                f"SELECT * FROM ({self.sql}) LIMIT -1 OFFSET ?", (*self.params, offset)
+            )
+            self.position = offset
+        lines = [row[0] for row in self.cur.fetchmany(n)]
+        self.position += len(lines)
+        self.last_used = time.monotonic()
+        return lines
+
+    def close(self) -> None:
+        try:
+            self.con.rollback()
+        finally:
+            self.con.close()
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -1098,16 +1136,6 @@ def _job_id(store: CrmStore, prefix: str) -> str:
 
 def _eol(job: dict[str, Any]) -> str:
     return "\r\n" if job["line_ending"] == "CRLF" else "\n"
-
-
-def _split_csv_rows(body: str, delim: str, eol: str) -> list[str]:
-    """Re-split a stored chunk into one string per CSV record (values may hold newlines)."""
-    out = []
-    for row in csv.reader(io.StringIO(body, newline=""), delimiter=delim):
-        buf = io.StringIO()
-        csv.writer(buf, delimiter=delim, quoting=csv.QUOTE_ALL, lineterminator=eol).writerow(row)
-        out.append(buf.getvalue())
-    return out
 
 
 def _strip_header(text: str) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from local_crm.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from orchestration.cycle import PolicyResource
 from orchestration.ingest import FILE_KEYS, SALESFORCE_KEYS, landing_files, salesforce_raw
 from orchestration.resources import CrmResource, WarehouseResource
+from policy import resolve_paths
 
 
 def test_ingest_assets_materialize_with_row_counts(world, tmp_path):
@@ -26,6 +28,8 @@ def test_ingest_assets_materialize_with_row_counts(world, tmp_path):
         "warehouse": WarehouseResource(
             path=str(world.warehouse), landing_dir=str(tmp_path / "landing")
         ),
+        # The CRM extract first recovers interrupted write-backs, with the policy's knobs.
+        "policy": PolicyResource(path=str(resolve_paths({}).policy)),
     }
     result = dg.materialize([salesforce_raw, landing_files], resources=resources)
     assert result.success
