@@ -1,0 +1,282 @@
+"""Benchmark the books cycle at one scale: `python benchmarks/run.py --scale S|M|L|XL`.
+
+Three kinds of run on one cached world (issue 8): initial load (empty warehouse), full rebuild
+(raw present, every model rebuilt, decisions, write-back) and daily cycle (after the full
+rebuild: the CRM clock +1 day, 1% of accounts edited, one day of activities added, then the
+normal incremental run). Each stage runs in its own child process (see measure.py) beside its
+limit measured in the same run; the whole `books_cycle` runs through Dagster on a snapshot of
+the same starting state. Results: `<out>/<date>-<scale>.md` (+ `.json` for scaling.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import stages  # noqa: E402
+from benchmarks.measure import StageResult, run_stage  # noqa: E402
+from benchmarks.results import KINDS, render_markdown  # noqa: E402
+from benchmarks.world import (  # noqa: E402
+    AS_OF,
+    SCALES,
+    Workspace,
+    apply_daily_changes,
+    cache_dir,
+    cached_world,
+    new_workspace,
+    scale_with,
+    snapshot,
+)
+
+log = logging.getLogger("benchmarks")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The decision models and everything built on them (e.g. outcome marts reading book_decisions).
+DECISION_PATHS = ("path:models/decisions+", "path:models/sync+")
+S = "benchmarks.stages."
+
+
+def _say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _show(result: StageResult) -> StageResult:
+    extra = f" ({result.error.splitlines()[0][:160]})" if result.error else ""
+    _say(
+        f"  {result.name:<22} {result.status:<13} {result.seconds:8.2f} s "
+        f"{result.peak_rss_mib:8.0f} MiB{extra}"
+    )
+    return result
+
+
+def _kinds_needed(kind: str) -> list[str]:
+    """A kind needs the ones before it (the daily cycle runs after a full rebuild)."""
+    if kind == "all":
+        return list(KINDS)
+    return list(KINDS[: KINDS.index(kind) + 1])
+
+
+def _run_kind(
+    kind: str,
+    ws: Workspace,
+    *,
+    as_of: date,
+    attempt: int,
+    run_id: str,
+    policy_path: Path,
+    work: Path,
+    dagster: bool,
+) -> dict[str, Any]:
+    """Set-up (untimed), a Dagster snapshot, then each stage directly with its limit."""
+    out: dict[str, Any] = {"as_of": as_of.isoformat(), "run_id": run_id, "limits": {}}
+    if kind == "full":
+        # Raw must reflect the CRM after the initial write-back, as it would on any real day.
+        setup = run_stage("set-up extract", S + "extract", crm_db=str(ws.crm_db),
+                          warehouse=str(ws.warehouse), landing=str(ws.landing),
+                          loaded_at=stages.utc_stamp(as_of))  # fmt: skip
+        out["setup"] = (
+            f"incremental extract of the initial write-back ({setup.data.get('rows', 0):,} rows, "
+            f"{setup.seconds:.1f} s, untimed); dbt transform models run with --full-refresh"
+        )
+    elif kind == "daily":
+        changed = apply_daily_changes(ws.crm_db)
+        out["setup"] = (
+            f"CRM clock +1 day; {changed['accounts_changed']:,} accounts edited and "
+            f"{changed['activities_added']:,} activities added through CrmStore.update/insert"
+        )
+    if "setup" in out:
+        _say(f"{kind}: set-up: {out['setup']}")
+    snap = snapshot(ws, work / f"dagster-{kind}") if dagster else None
+
+    common = {"policy_path": str(policy_path), "as_of": as_of.isoformat(), "run_id": run_id}
+    dbt_dir = str(ws.dbt_dir)
+    results: list[StageResult] = []
+    if kind != "full":
+        results.append(_show(run_stage("extract", S + "extract", crm_db=str(ws.crm_db),
+                                       warehouse=str(ws.warehouse), landing=str(ws.landing),
+                                       loaded_at=stages.utc_stamp(as_of))))  # fmt: skip
+    if kind == "initial":
+        out["limits"]["extract"] = _show(
+            run_stage("extract limit", S + "extract_limit", crm_db=str(ws.crm_db))
+        ).as_json()
+    results.append(_show(run_stage("contracts", S + "contracts", warehouse=str(ws.warehouse),
+                                   run_id=run_id)))  # fmt: skip
+    results.append(_show(run_stage(
+        "dbt build", S + "dbt_build", warehouse=str(ws.warehouse), dbt_dir=dbt_dir,
+        label=f"{kind}-transform", exclude=DECISION_PATHS, full_refresh=kind == "full", **common,
+    )))  # fmt: skip
+    results.append(_show(run_stage(
+        "decisions", S + "dbt_build", warehouse=str(ws.warehouse), dbt_dir=dbt_dir,
+        label=f"{kind}-decisions", select=DECISION_PATHS, **common,
+    )))  # fmt: skip
+    out["limits"]["dbt raw SQL"] = _raw_sql_limit(ws, kind)
+    results.append(_show(run_stage("write-back", S + "write_back", crm_db=str(ws.crm_db),
+                                   warehouse=str(ws.warehouse), run_id=run_id,
+                                   policy_path=str(policy_path))))  # fmt: skip
+    report_out = ws.root / "reports" / f"books_report_{kind}_{as_of}.html"
+    results.append(_show(run_stage("report", S + "report", warehouse=str(ws.warehouse),
+                                   out=str(report_out), as_of=as_of.isoformat(),
+                                   run_id=run_id)))  # fmt: skip
+    out["stages"] = [r.as_json() for r in results]
+    if snap is not None:
+        out["dagster"] = _show(run_stage(
+            "books_cycle (Dagster)", S + "dagster_cycle", root=str(snap.root),
+            policy_path=str(policy_path), as_of=as_of.isoformat(), attempt=attempt,
+        )).as_json()  # fmt: skip
+        shutil.rmtree(snap.root, ignore_errors=True)
+    return out
+
+
+def _raw_sql_limit(ws: Workspace, kind: str) -> dict[str, Any]:
+    """Run the compiled SQL of this kind's two dbt builds on a copy of the warehouse, timed per
+    group (transform models, then decision models) in one child and one DuckDB connection."""
+    limit_dir = ws.root / "limit"
+    shutil.rmtree(limit_dir, ignore_errors=True)
+    limit_dir.mkdir()
+    copy = limit_dir / ws.warehouse.name  # same file name -> same catalog name in the SQL
+    shutil.copy2(ws.warehouse, copy)
+    manifests = {
+        group: str(ws.dbt_dir / f"{kind}-{group}.manifest.json")
+        for group in ("transform", "decisions")
+    }
+    result = run_stage("dbt raw SQL", S + "dbt_raw_sql_groups", warehouse_copy=str(copy),
+                       manifests=manifests)  # fmt: skip
+    shutil.rmtree(limit_dir, ignore_errors=True)
+    return _show(result).as_json()
+
+
+def _machine() -> str:
+    mem = ""
+    try:
+        kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    load = f", load average {os.getloadavg()[0]:.1f} at start (shared machine)"
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs{mem}{load}"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip() + " (+ working tree)"  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _world_counts(crm_db: Path) -> str:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{crm_db}?mode=ro", uri=True)
+    try:
+        parts = []
+        for obj in ("Account", "User", "Contact", "Task", "Event"):
+            parts.append(f"{obj} {con.execute(f'SELECT count(*) FROM {obj}').fetchone()[0]:,}")
+    finally:
+        con.close()
+    return ", ".join(parts)
+
+
+def run(
+    scale_name: str,
+    kind: str = "all",
+    out_dir: Path = REPO_ROOT / "benchmarks" / "results",
+    *,
+    accounts: int | None = None,
+    dagster: bool = True,
+    today: date | None = None,
+) -> Path:
+    """Run the benchmark; returns the markdown results file."""
+    from orchestration.cycle import make_run_id
+    from policy import load_policy, policy_version, resolve_paths
+
+    scale = scale_with(scale_name, accounts)
+    policy_path = resolve_paths().policy
+    version = policy_version(load_policy(policy_path))
+    _say(f"scale {scale.name}: {scale.accounts:,} accounts, {scale.reps:,} reps, "
+         f"~{scale.activities:,} activities; cache {cache_dir()}")  # fmt: skip
+    world = cached_world(scale, policy_path)
+    _say(
+        f"world generated in {world.seconds:.1f} s" if world.generated
+        else f"world cached: {world.crm_db.parent}"
+    )  # fmt: skip
+    work = cache_dir() / "work" / f"{scale.name}-{scale.accounts}"
+    ws = new_workspace(work / "direct", world)
+    result: dict[str, Any] = {
+        "scale": scale.name,
+        "accounts": scale.accounts,
+        "reps": scale.reps,
+        "activities": scale.activities,
+        "date": (today or date.today()).isoformat(),  # benchmark bookkeeping, not product logic
+        "machine": _machine(),
+        "commit": _commit(),
+        "world": {
+            "generated": world.generated,
+            "seconds": world.seconds,
+            "counts": _world_counts(world.crm_db),
+        },  # fmt: skip
+        "kinds": {},
+    }
+    plan = {
+        "initial": (AS_OF, 1),
+        "full": (AS_OF, 2),  # a second cycle for the same day: its own run id
+        "daily": (AS_OF + timedelta(days=1), 1),
+    }
+    for kind_name in _kinds_needed(kind):
+        as_of, attempt = plan[kind_name]
+        run_id = make_run_id(as_of, version, attempt)
+        _say(f"{kind_name}: as of {as_of}, run {run_id}")
+        result["kinds"][kind_name] = _run_kind(
+            kind_name, ws, as_of=as_of, attempt=attempt, run_id=run_id,
+            policy_path=policy_path, work=work, dagster=dagster,
+        )  # fmt: skip
+        md = _write(result, out_dir)  # after every kind: a crash later keeps what was measured
+    return md
+
+
+def _write(result: dict[str, Any], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = out_dir / f"{result['date']}-{result['scale']}.md"
+    md.write_text(render_markdown(result), encoding="utf-8")
+    md.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str), "utf-8")
+    return md
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", required=True, choices=list(SCALES))
+    parser.add_argument("--kind", default="all", choices=[*KINDS, "all"])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    parser.add_argument("--accounts", type=int, help=argparse.SUPPRESS)  # smoke tests only
+    parser.add_argument("--no-dagster", action="store_true",
+                        help="skip the whole-cycle run through Dagster")  # fmt: skip
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    md = run(args.scale, args.kind, args.out.resolve(), accounts=args.accounts,
+             dagster=not args.no_dagster)  # fmt: skip
+    print(md.read_text(encoding="utf-8"))
+    _say(f"results: {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The benchmark stages and their limits; each function runs in a child (`measure.run_stage`).
+
+Every function takes plain arguments (paths as strings), calls the product's public API exactly
+as the Dagster assets do, and returns the figures the results table needs. A product piece that
+is not importable yet raises `Unavailable`, so the stage reads "not available" and the run goes
+on. A stage that ran but failed returns `_failed` with the reason (its time is still reported).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from benchmarks.measure import Unavailable
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+COLLECTION_SIZE = 200  # sObject Collections: records per call, the write-back's minimum unit
+
+
+def _need(module: str, name: str) -> Any:
+    """`module.name`, or Unavailable if that product piece has not landed yet."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise Unavailable(f"{module}.{name} is not available ({exc})") from None
+
+
+@contextmanager
+def _local_crm(crm_db: str) -> Iterator[tuple[Any, Any]]:
+    """The local CRM served in-process and a logged-in production connection to it."""
+    from crm.salesforce import CrmSettings, connect
+    from local_crm.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, start_in_process
+
+    server = start_in_process(crm_db)
+    try:
+        settings = CrmSettings(
+            kind="local",
+            base_url=server.url,
+            client_id=DEFAULT_CLIENT_ID,
+            client_secret=DEFAULT_CLIENT_SECRET,
+        )
+        yield server, connect(settings)
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------- extract
+
+
+def extract(crm_db: str, warehouse: str, landing: str, loaded_at: str) -> dict[str, Any]:
+    """CRM objects (REST/Bulk 2.0 through the connector, dlt into raw) plus landing files."""
+    run_salesforce_ingest = _need("ingest.salesforce", "run_salesforce_ingest")
+    run_file_ingest = _need("ingest.files", "run_file_ingest")
+    with _local_crm(crm_db) as (server, conn):
+        seq0 = server.last_request_seq()
+        stats = run_salesforce_ingest(conn, warehouse)
+        api_calls = len(server.request_log(seq0))
+    files = run_file_ingest(landing, warehouse, loaded_at=datetime.fromisoformat(loaded_at))
+    crm_rows = sum(s.rows_fetched for s in stats.values())
+    return {
+        "crm_rows": crm_rows,
+        "crm_rows_loaded": sum(s.rows_loaded for s in stats.values()),
+        "file_rows": sum(files.rows_loaded.values()),
+        "rows": crm_rows + sum(files.rows_loaded.values()),
+        "api_calls": api_calls,
+        "methods": {name: s.method for name, s in stats.items()},
+    }
+
+
+def _row_count(value: Any) -> int:
+    """Rows from whatever `read_sqlite_direct` returns: a count, a per-table dict, a tuple."""
+    if isinstance(value, bool):
+        raise TypeError("read_sqlite_direct returned a bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Mapping):
+        if isinstance(value.get("rows"), int):
+            return int(value["rows"])
+        return sum(v for v in value.values() if isinstance(v, int) and not isinstance(v, bool))
+    if isinstance(value, tuple | list) and value:
+        return _row_count(value[0])
+    rows = getattr(value, "rows", None)
+    if isinstance(rows, int):
+        return rows
+    raise TypeError(f"cannot read a row count from {type(value).__name__}")
+
+
+def extract_limit(crm_db: str) -> dict[str, Any]:
+    """The floor: the same rows read straight from the local CRM's SQLite file."""
+    read_sqlite_direct = _need("benchmarks.limits", "read_sqlite_direct")
+    return {"rows": _row_count(read_sqlite_direct(crm_db))}
+
+
+# ---------------------------------------------------------------------------- contracts
+
+
+def contracts(warehouse: str, run_id: str) -> dict[str, Any]:
+    run_contracts = _need("contracts", "run_contracts")
+    report = run_contracts(warehouse, run_id)
+    return {
+        "passed": bool(report.passed),
+        "quarantined": int(sum(report.quarantined.values())),
+        "failures": list(report.failures)[:5],
+    }
+
+
+# ---------------------------------------------------------------------------- dbt
+
+
+def dbt_vars(policy_path: str, as_of: str, run_id: str) -> dict[str, Any]:
+    """What the Dagster dbt asset passes (CONTRACTS.md vars + the cycle mode)."""
+    load_policy = _need("policy", "load_policy")
+    to_dbt_vars = _need("policy", "to_dbt_vars")
+    out = to_dbt_vars(load_policy(policy_path), as_of, run_id)
+    out["cycle_mode"] = "full"
+    out["cycle_ids"] = []
+    return out
+
+
+def dbt_build(
+    warehouse: str,
+    dbt_dir: str,
+    label: str,
+    policy_path: str,
+    as_of: str,
+    run_id: str,
+    select: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    full_refresh: bool = False,
+) -> dict[str, Any]:
+    """`dbt build` in-process (dbtRunner) with its own target dir; keeps the manifest."""
+    from dbt.cli.main import dbtRunner
+
+    work = Path(dbt_dir)
+    target = work / "target"
+    args = [
+        "build",
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(target),
+        "--log-path", str(work / "logs"),
+        "--vars", json.dumps(dbt_vars(policy_path, as_of, run_id)),
+        "--quiet",
+    ]  # fmt: skip
+    if select:
+        args += ["--select", *select]
+    if exclude:
+        args += ["--exclude", *exclude]
+    if full_refresh:
+        args.append("--full-refresh")
+    os.environ["BOOKS_WAREHOUSE"] = warehouse
+    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    result = dbtRunner().invoke(args)
+    for artifact in ("manifest.json", "run_results.json"):
+        if (target / artifact).exists():
+            shutil.copy2(target / artifact, work / f"{label}.{artifact}")
+    data = _run_results(work / f"{label}.run_results.json")
+    if not result.success:
+        bad = data.get("failed_nodes") or [repr(result.exception)]
+        data["_failed"] = f"dbt build ({label}) failed: " + "; ".join(bad[:5])
+    return data
+
+
+def _run_results(path: Path) -> dict[str, Any]:
+    """Node counts and dbt's own per-node timings, split into models and tests."""
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text())["results"]
+    kinds: dict[str, list[dict]] = {}
+    for r in results:
+        kinds.setdefault(r["unique_id"].split(".", 1)[0], []).append(r)
+    return {
+        "models": len(kinds.get("model", [])),
+        "tests": len(kinds.get("test", [])),
+        "model_seconds": round(sum(r["execution_time"] for r in kinds.get("model", [])), 3),
+        "test_seconds": round(sum(r["execution_time"] for r in kinds.get("test", [])), 3),
+        "failed_nodes": [
+            f"{r['unique_id']}: {(r.get('message') or '').strip()[:200]}"
+            for r in results
+            if r.get("status") in ("error", "fail")
+        ],
+    }
+
+
+def compiled_models(manifests: Iterable[str]) -> list[dict[str, Any]]:
+    """Every model with compiled SQL in the given manifests, in dependency order."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for manifest in manifests:
+        if not Path(manifest).exists():
+            continue
+        for uid, node in json.loads(Path(manifest).read_text())["nodes"].items():
+            if node["resource_type"] == "model" and node.get("compiled_code"):
+                nodes[uid] = node
+    graph = {
+        uid: [d for d in node["depends_on"]["nodes"] if d in nodes] for uid, node in nodes.items()
+    }
+    return [nodes[uid] for uid in TopologicalSorter(graph).static_order()]
+
+
+def _execute_models(con: Any, models: list[dict[str, Any]]) -> list[str]:
+    """`create or replace` each model from its compiled SQL; returns the models that failed."""
+    import duckdb
+
+    failed: list[str] = []
+    for node in models:
+        kind = node["config"].get("materialized", "table")
+        if kind == "ephemeral":
+            continue  # inlined as a CTE by its users
+        ddl = "view" if kind == "view" else "table"
+        sql = f"create or replace {ddl} {node['relation_name']} as (\n{node['compiled_code']}\n)"
+        try:
+            con.execute(sql)
+        except duckdb.Error as exc:
+            failed.append(f"{node['name']}: {str(exc).splitlines()[0][:160]}")
+    return failed
+
+
+def dbt_raw_sql_groups(warehouse_copy: str, manifests: Mapping[str, str]) -> dict[str, Any]:
+    """The floor under dbt: each model's compiled SQL (manifest `compiled_code`) run directly in
+    one DuckDB connection, in dependency order, group by group (transform, then decisions).
+
+    Runs against a copy of the warehouse (same file name, so the catalog name in the compiled
+    SQL resolves), because an incremental model's compiled SQL would replace its history.
+    """
+    import duckdb
+
+    data: dict[str, Any] = {"failed_models": []}
+    con = duckdb.connect(warehouse_copy)
+    try:
+        for group, manifest in manifests.items():
+            models = compiled_models([manifest])
+            if not models:
+                data["_failed"] = f"no compiled models in {manifest}"
+                return data
+            started = time.perf_counter()
+            data["failed_models"] += _execute_models(con, models)
+            data[f"{group}_seconds"] = round(time.perf_counter() - started, 3)
+            data[f"{group}_models"] = len(models)
+    finally:
+        con.close()
+    return data
+
+
+# ---------------------------------------------------------------------------- write-back
+
+
+def write_back(crm_db: str, warehouse: str, run_id: str, policy_path: str) -> dict[str, Any]:
+    """Plan (diff + guards + ledger) and guarded apply against the local CRM, override on."""
+    plan_write_back = _need("reverse_etl", "plan_write_back")
+    apply_plan = _need("reverse_etl", "apply_plan")
+    write_policy = _need("reverse_etl", "WritePolicy")
+    load_policy = _need("policy", "load_policy")
+    policy = write_policy.from_policy(load_policy(policy_path))
+    started = time.perf_counter()
+    plan = plan_write_back(warehouse, run_id, policy=policy)
+    plan_seconds = time.perf_counter() - started
+    with _local_crm(crm_db) as (server, conn):
+        seq0 = server.last_request_seq()
+        started = time.perf_counter()
+        report = apply_plan(conn, warehouse, plan, override_guard=True)
+        apply_seconds = time.perf_counter() - started
+        requests = server.request_log(seq0)
+    writes = [r for r in requests if r["is_write"]]
+    records_sent = sum(int(r.get("records") or 0) for r in writes)
+    outcomes = dict(report.outcomes)
+    written = outcomes.get("applied", 0) + outcomes.get("rejected", 0)
+    return {
+        "changes": len(plan.changes),
+        "blocked": list(plan.blocked_reasons),
+        "api_calls": len(requests),
+        "write_calls": len(writes),
+        "records_sent": records_sent,
+        "unchanged_sent": max(0, records_sent - report.retried_records - written),
+        "outcomes": outcomes,
+        "plan_seconds": round(plan_seconds, 3),
+        "apply_seconds": round(apply_seconds, 3),
+    }
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def report(warehouse: str, out: str, as_of: str, run_id: str) -> dict[str, Any]:
+    write_report = _need("orchestration.report_html", "write_report")
+    built = write_report(warehouse, out, date.fromisoformat(as_of), run_id)
+    return {"sections": len(built.sections), "bytes": Path(out).stat().st_size}
+
+
+# ---------------------------------------------------------------------------- Dagster
+
+
+def dagster_cycle(root: str, policy_path: str, as_of: str, attempt: int) -> dict[str, Any]:
+    """The whole `books_cycle` as `books run` starts it: runner, persistent instance, job."""
+    run_cycle = _need("orchestration.runner", "run_cycle")
+    resolve_paths = _need("policy", "resolve_paths")
+    ws = Path(root)
+    paths = resolve_paths(
+        {
+            "BOOKS_POLICY": policy_path,
+            "BOOKS_CRM_DB": str(ws / "crm.sqlite"),
+            "BOOKS_WAREHOUSE": str(ws / "wh" / "warehouse.duckdb"),
+            "BOOKS_LANDING": str(ws / "landing"),
+            "DAGSTER_HOME": str(ws / "dagster"),
+        }
+    )
+    summary = run_cycle(
+        date.fromisoformat(as_of), dry_run=False, override_guard=True, attempt=attempt, paths=paths
+    )
+    data: dict[str, Any] = {
+        "run_id": summary.run_id,
+        "decisions": dict(summary.decisions_by_kind),
+        "write_back": {k: v for k, v in summary.write_back.items() if isinstance(v, int)},
+    }
+    if not summary.success:
+        data["_failed"] = (
+            "books_cycle failed at "
+            + ", ".join(summary.failed_steps)
+            + (": " + _step_errors(paths.dagster_home, summary.dagster_run_id))
+        )
+    return data
+
+
+def _step_errors(dagster_home: Path, dagster_run_id: str) -> str:
+    """The first line of each failed step's error, read back from the run's event log."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    failures = instance.all_logs(dagster_run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    messages = []
+    for entry in failures:
+        error = getattr(entry.dagster_event.event_specific_data, "error", None)
+        while getattr(error, "cause", None) is not None:  # the user code's own error
+            error = error.cause
+        text = (getattr(error, "message", "") or "").strip().splitlines()
+        messages.append(f"{entry.step_key}: {text[0][:300] if text else 'no message'}")
+    return "; ".join(messages)
+
+
+def utc_stamp(day: date) -> str:
+    """A fixed `_loaded_at` for landing files (the benchmark never stamps with the clock)."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
