@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import dagster as dg
 from dagster import AssetCheckExecutionContext
 
+from orchestration.cycle import PolicyResource, as_of_date_of
 from orchestration.ingest import POOL, SALESFORCE_KEYS
 from orchestration.resources import WarehouseResource
 
@@ -34,12 +35,15 @@ CHECK_NAME = "data_contract"
     pool=POOL,
 )
 def raw_salesforce_contracts(
-    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, policy: PolicyResource
 ) -> Iterator[dg.AssetCheckResult]:
     """Quarantine bad CRM rows; block downstream when a raw table breaks its contract."""
     from contracts import run_contracts
 
-    report = run_contracts(warehouse.warehouse_path, context.run_id)
+    # The books run id (not Dagster's), so quarantine rows line up with decisions and sync_log.
+    op_context = context.op_execution_context
+    run_id = policy.run_id_for(op_context, as_of_date_of(op_context))
+    report = run_contracts(warehouse.warehouse_path, run_id)
     context.log.info(report.summary())
     for obj, key in SALESFORCE_KEYS.items():
         table = report.tables[obj]
