@@ -9,7 +9,6 @@ locked database) prints one line and exits 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import os
 import subprocess
@@ -19,15 +18,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USER = 2
-
-# The demo's as-of date when no world exists yet (a Monday, so weekly cadences line up).
-DEMO_AS_OF = date(2025, 6, 2)
-DEMO_ACCOUNTS = 20_000
-DEMO_REPS = 40
-DEMO_SEED = 42
 
 log = logging.getLogger("books")
 
@@ -102,25 +97,10 @@ def _import(module: str, name: str, what: str) -> Callable[..., Any]:
         raise Unavailable(f"{what} is not available: {module}.{name} is missing") from None
 
 
-def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call with the keyword arguments the function accepts (optional extras are dropped)."""
-    params = inspect.signature(func).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return func(*args, **kwargs)
-
-
 def _progress(args: argparse.Namespace) -> Any:
     from books_cli.progress import ProgressPrinter
 
     return ProgressPrinter(quiet=args.quiet)
-
-
-def _crm_today(db_path: Path) -> date:
-    """The local CRM's clock date: the as-of date its generated world was built for."""
-    from local_crm.db import CrmStore
-
-    return CrmStore(db_path).clock.today()
 
 
 def _generate(
@@ -135,8 +115,7 @@ def _generate(
 ) -> Any:
     generate_world = _import("local_crm.generator", "generate_world", "the world generator")
     paths.landing.mkdir(parents=True, exist_ok=True)
-    return _call(
-        generate_world,
+    return generate_world(
         paths.crm_db,
         accounts=accounts,
         reps=reps,
@@ -195,35 +174,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _exit_code(summary: Any) -> int:
+    """A cycle that ran but failed a step (or a gate) exits 1; its summary says where."""
+    return EXIT_OK if getattr(summary, "success", True) else EXIT_FAILED
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _prepare(args)
     summary = _run_cycle(args, args.as_of, dry_run=args.dry_run, override=args.override_guard)
     _show_summary(summary)
-    return EXIT_OK
+    return _exit_code(summary)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     paths, _ = _prepare(args)
-    if paths.crm_db.exists():
-        as_of = args.as_of or _crm_today(paths.crm_db)
-        print(f"using the existing local CRM {paths.crm_db} (as of {as_of})", file=sys.stderr)
-    else:
-        as_of = args.as_of or DEMO_AS_OF
-        _generate(
-            args,
-            paths,
-            accounts=args.accounts,
-            reps=args.reps,
-            seed=args.seed,
-            months=12,
-            as_of=as_of,
-        )
-    summary = _run_cycle(args, as_of, dry_run=False, override=True)
+    run_demo = _import("orchestration.runner", "run_demo", "the demo runner")
+    summary = run_demo(
+        _progress(args),
+        paths=paths,
+        as_of=args.as_of,
+        accounts=args.accounts,
+        reps=args.reps,
+        seed=args.seed,
+    )
     _show_summary(summary)
-    print(f"\nwarehouse: {paths.warehouse}")
     print(f"local CRM: {paths.crm_db}")
-    print("open the Dagster UI with: .venv/bin/books ui   (or: make ui)")
-    return EXIT_OK
+    return _exit_code(getattr(summary, "cycle", summary))
 
 
 def cmd_local_crm_serve(args: argparse.Namespace) -> int:
@@ -238,7 +214,9 @@ def cmd_local_crm_serve(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     paths, _ = _prepare(args)
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    # dagster.yaml with the `duckdb_writer` pool limit, the same home the runner uses.
+    ensure_dagster_home = _import("orchestration.runner", "ensure_dagster_home", "the runner")
+    ensure_dagster_home(paths.dagster_home)
     dagster = Path(sys.executable).with_name("dagster")
     command = [
         str(dagster) if dagster.exists() else "dagster",
@@ -286,10 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="generate a world if none, run one cycle",
-        description="Generate a 20k-account, 40-rep world in the local CRM if "
-        "none exists, run one books cycle in-process and print a summary.",
+        description=f"Generate a {DEMO_ACCOUNTS:,}-account, {DEMO_REPS}-rep world in the local "
+        "CRM if none exists, run one books cycle in-process (guard overridden: launch day), "
+        "publish the analytics file and print a summary.",
     )
-    demo.add_argument("--as-of", type=_date, help="as-of date (default: the CRM's clock)")
+    demo.add_argument(
+        "--as-of",
+        type=_date,
+        help=f"as-of date (default: the existing CRM's clock, else {DEMO_AS_OF})",
+    )
     demo.add_argument("--accounts", type=_positive, default=DEMO_ACCOUNTS)
     demo.add_argument("--reps", type=_positive, default=DEMO_REPS)
     demo.add_argument("--seed", type=int, default=DEMO_SEED)
@@ -320,7 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--accounts", type=_positive, required=True, metavar="N")
     gen.add_argument("--reps", type=_positive, required=True, metavar="M")
     gen.add_argument("--seed", type=int, required=True, metavar="S")
-    gen.add_argument("--months", type=_positive, default=12, help="months of history (12)")
+    gen.add_argument(
+        "--months",
+        type=_positive,
+        default=DEMO_MONTHS,
+        help=f"months of history ({DEMO_MONTHS})",
+    )
     gen.add_argument(
         "--as-of",
         type=_date,
@@ -377,6 +365,8 @@ def _user_error_message(exc: BaseException) -> str | None:
             return text
         if type(from_chain).__name__ == "PolicyError":
             return f"invalid policy: {text}"
+        if type(from_chain).__name__ == "WarehouseBusyError":
+            return text
         if "duckdb" in module and "lock" in str(from_chain).lower():
             return (
                 f"the warehouse is in use by another process ({text}); wait for it to finish "

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ from orchestration.cycle import (
     make_run_id,
     utc_date,
 )
+from orchestration.resources import CrmOpener
 from policy import Policy
 
 log = logging.getLogger(__name__)
@@ -96,16 +96,6 @@ def _modstamp_date(modstamp: str) -> date:
     return utc_date(datetime.strptime(modstamp, "%Y-%m-%dT%H:%M:%S.%f%z"))
 
 
-@contextmanager
-def _crm_client(crm: Any) -> Iterator[SoqlClient]:
-    """A logged-in connection from the CRM resource (or a client passed directly, in tests)."""
-    if hasattr(crm, "query_all_pages"):
-        yield crm
-        return
-    with crm.open() as connection:
-        yield connection
-
-
 def _enabled(policy: Policy, name: str) -> bool:
     return bool(getattr(policy.cadences, name).enabled)
 
@@ -132,13 +122,15 @@ def build_change_sensor(
         description=description,
     )
     def _sensor(
-        context: dg.SensorEvaluationContext, policy: PolicyResource, crm: dg.ResourceParam[Any]
+        context: dg.SensorEvaluationContext,
+        policy: PolicyResource,
+        crm: dg.ResourceParam[CrmOpener],
     ) -> dg.SensorResult | dg.SkipReason:
         loaded = policy.policy
         if not _enabled(loaded, mode):
             return dg.SkipReason(f"cadence '{mode}' is switched off in {policy.resolved_path()}")
         cursor = ModstampCursor.parse(context.cursor)
-        with _crm_client(crm) as client:
+        with crm.open() as client:
             rows = changed_rows(client, soql_object, where, cursor)
         if not cursor.modstamp and rows:
             # First tick: start from now; what already exists is the weekly cycle's job.

@@ -2,8 +2,9 @@
 
 `defs` is built lazily (`@dg.definitions`): importing this module reads no file and no
 environment variable; paths and the policy are resolved when Dagster (or the runner) loads the
-definitions. The graph: ingestion (CRM objects + landing files) -> dbt (transform, decide) ->
-write-back -> report, run as one job `books_cycle` per as-of date.
+definitions. The graph: ingestion (CRM objects + landing files) -> data contracts (blocking
+checks) -> quarantine view -> dbt (transform, decide; dbt tests as checks) -> write-back guard
+(blocking check) -> write-back -> report, run as one job `books_cycle` per as-of date.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from orchestration import ingest, write_back
+from orchestration import ingest, quarantine, write_back
 from orchestration.cadences import build_cadences
+from orchestration.contracts import CONTRACT_CHECKS
 from orchestration.cycle import PolicyResource
 from orchestration.report import build_report_asset
 from orchestration.resources import CrmResource, WarehouseResource
 from orchestration.transform import (
-    WarehousePathResource,
     build_dbt_assets,
     dbt_project,
     dbt_resource,
@@ -77,18 +78,20 @@ def build_definitions(
     schedules, sensors = build_cadences(policy, books_cycle)
     return dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([ingest]),
+            *dg.load_assets_from_modules([ingest, quarantine]),
             dbt_assets_def,
             *dg.load_assets_from_modules([write_back]),
             report_asset,
         ],
-        asset_checks=[*dg.load_asset_checks_from_modules([ingest, write_back])],
+        asset_checks=[
+            *dg.load_asset_checks_from_modules([ingest, write_back]),
+            *CONTRACT_CHECKS,
+        ],
         jobs=[books_cycle],
         schedules=schedules,
         sensors=sensors,
         resources={
             "policy": PolicyResource(path=str(paths.policy)),
-            "warehouse_path": WarehousePathResource(path=str(paths.warehouse)),
             "warehouse": WarehouseResource(
                 path=str(paths.warehouse), landing_dir=str(paths.landing)
             ),

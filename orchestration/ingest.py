@@ -5,6 +5,10 @@ dagster-dlt's `@dlt_assets`: `@dlt_assets` needs the dlt source and pipeline (he
 path and a CRM connection) at import time, while here both come from resources at run time, and
 the source picks REST or Bulk 2.0 per run. The asset keys equal the dbt source names, so lineage
 is one graph. Both assets write the DuckDB file, so they run in pool `duckdb_writer`.
+
+The CRM extract starts by finishing any write-back a killed cycle left in flight
+(`reverse_etl.recover`), so this cycle reads the CRM as it will stay and plans from it; a dry
+run skips that (it makes no CRM write at all).
 """
 
 from collections.abc import Iterator
@@ -16,7 +20,9 @@ from ingest.fields import object_specs
 from ingest.files import FEEDS, run_file_ingest
 from ingest.files import SCHEMA as FILES_SCHEMA
 from ingest.salesforce import DATASET, run_salesforce_ingest
-from orchestration.resources import CrmResource, WarehouseResource
+from orchestration.cycle import TAG_DRY_RUN, PolicyResource, flag_of
+from orchestration.resources import CrmOpener, WarehouseResource
+from reverse_etl import WritePolicy, recover
 
 GROUP = "ingest"
 POOL = "duckdb_writer"
@@ -68,7 +74,10 @@ def _table_rows(warehouse: WarehouseResource, schema: str, tables: list[str]) ->
     pool=POOL,
 )
 def salesforce_raw(
-    context: dg.AssetExecutionContext, crm: CrmResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    crm: dg.ResourceParam[CrmOpener],
+    warehouse: WarehouseResource,
+    policy: PolicyResource,
 ) -> Iterator[dg.MaterializeResult]:
     """Extract CRM objects changed since the last load into DuckDB `raw_salesforce`."""
     selected = context.selected_asset_keys
@@ -78,6 +87,12 @@ def salesforce_raw(
         context.log.debug(f"{obj}: {rows} rows extracted")
 
     with crm.open() as conn:
+        recovered = 0
+        if not flag_of(context, TAG_DRY_RUN):
+            write_policy = WritePolicy.from_policy(policy.policy)
+            recovered = recover(conn, warehouse.warehouse_path, policy=write_policy)
+        if recovered:
+            context.log.warning(f"finished {recovered} write-back rows an interrupted run left")
         stats = run_salesforce_ingest(
             conn, warehouse.warehouse_path, objects=objects, progress=progress
         )

@@ -7,7 +7,7 @@ import dagster as dg
 
 from orchestration.cycle import DUCKDB_POOL, PolicyResource, as_of_date_of
 from orchestration.report_html import write_report
-from orchestration.transform import WarehousePathResource
+from orchestration.resources import WarehouseResource
 
 WRITE_BACK_KEY = dg.AssetKey(["salesforce_write_back"])
 
@@ -30,15 +30,15 @@ def build_report_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     def books_report(
         context: dg.AssetExecutionContext,
         policy: PolicyResource,
-        warehouse_path: WarehousePathResource,
+        warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
         """The run report RevOps and managers read: coverage, book balance, supply runway and
         distribution cohorts as one HTML file with charts, written after the CRM write-back so
         it shows the books as the reps now see them."""
         as_of = as_of_date_of(context)
-        warehouse = warehouse_path.resolved_path()
-        out = report_path(warehouse, as_of.isoformat())
-        report = write_report(warehouse, out, as_of, policy.run_id_for(context, as_of))
+        warehouse_file = str(warehouse.warehouse_path)
+        out = report_path(warehouse_file, as_of.isoformat())
+        report = write_report(warehouse_file, out, as_of, policy.run_id_for(context, as_of))
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(out)),

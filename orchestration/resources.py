@@ -1,16 +1,19 @@
 """Dagster resources for the external systems: the CRM and the warehouse file.
 
 Values arrive through Dagster config (use `EnvVar` for secrets in definitions.py); nothing here
-reads the environment at import time. For the local CRM without a `base_url`, the resource
-starts the local CRM server in-process for the duration of one step.
+reads the environment at import time. One API per system: `crm.open()` is the only way to get a
+CRM connection (a context manager, because a local CRM without a `base_url` is served in-process
+for the duration of the block), and `warehouse.warehouse_path` / `warehouse.landing_path` are
+the only way to find the warehouse file and the landing folder.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -18,6 +21,12 @@ from pydantic import Field
 from crm.salesforce import CrmSettings, SalesforceConnection, connect
 
 log = logging.getLogger(__name__)
+
+
+class CrmOpener(Protocol):
+    """What assets and sensors need from the `crm` resource (tests pass fakes with `open`)."""
+
+    def open(self) -> AbstractContextManager[SalesforceConnection]: ...
 
 
 class CrmResource(ConfigurableResource):
@@ -53,7 +62,7 @@ class CrmResource(ConfigurableResource):
 
     @contextmanager
     def open(self) -> Iterator[SalesforceConnection]:
-        """A logged-in connection; serves the local CRM in-process if no URL is configured."""
+        """A logged-in connection for the block; serves the local CRM in-process if no URL."""
         if self.kind not in ("local", "salesforce"):
             raise ValueError(f"CrmResource.kind must be 'local' or 'salesforce', got {self.kind!r}")
         if self.kind == "local" and not self.base_url:
@@ -71,19 +80,29 @@ class CrmResource(ConfigurableResource):
 
 
 class WarehouseResource(ConfigurableResource):
-    """The DuckDB warehouse file (single writer: every writing op uses pool `duckdb_writer`)."""
+    """The DuckDB warehouse file and the landing folder beside it.
 
-    path: str = Field(description="Absolute path of the warehouse .duckdb file.")
+    Single writer: every op that writes the file runs in pool `duckdb_writer`. An empty `path`
+    resolves at run time (BOOKS_WAREHOUSE, else the repo default), never at import time.
+    """
+
+    path: str = Field(default="", description="Warehouse .duckdb file; empty: BOOKS_WAREHOUSE.")
     landing_dir: str | None = Field(
-        default=None, description="Landing folder for file feeds; default: 'landing' beside it."
+        default=None, description="Landing folder for file feeds; default: BOOKS_LANDING."
     )
 
     @property
     def warehouse_path(self) -> Path:
-        return Path(self.path).resolve()
+        if self.path:
+            return Path(self.path).resolve()
+        from policy import resolve_paths
+
+        return resolve_paths().warehouse
 
     @property
     def landing_path(self) -> Path:
         if self.landing_dir:
             return Path(self.landing_dir).resolve()
-        return self.warehouse_path.parent / "landing"
+        from policy import resolve_paths
+
+        return resolve_paths().landing

@@ -1,9 +1,11 @@
 """Run one books cycle in-process (the `books run` and `books demo` commands).
 
 The runner is the edge where a person's request becomes a Dagster run: it loads the policy,
-derives the run id from (as-of date, policy version, attempt), serves the local CRM in-process
-when the policy says `crm.kind: local`, executes the `books_cycle` job in this process with a
-progress line per step, and summarises what happened from the run's events and the warehouse.
+derives the run id from (as-of date, policy version, attempt), takes the warehouse's
+single-writer lease for the whole cycle, serves the local CRM in-process when the policy says
+`crm.kind: local`, executes the `books_cycle` job in this process with a progress line per step,
+publishes the public tables to the analytics file after a successful cycle, and summarises what
+happened from the run's events and the warehouse.
 """
 
 from __future__ import annotations
@@ -23,21 +25,17 @@ import duckdb
 
 from orchestration.cycle import cycle_tags, make_run_id
 from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
+from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
 from orchestration.report import report_path
 from policy import BooksPaths, load_policy, policy_version, resolve_paths
+from warehouse.lease import acquire
+from warehouse.publish import publish
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[..., None]
 
-# The demo world: fixed, so `books demo` is reproducible (same world, same decisions). The as-of
-# date is a Monday, so the weekly cadences line up; the CLI uses the same values.
-DEMO_AS_OF = date(2025, 6, 2)
-DEMO_ACCOUNTS = 20_000
-DEMO_REPS = 40
-DEMO_SEED = 42
-DEMO_MONTHS = 12
-
+ANALYTICS_FILE = "analytics.duckdb"
 INGEST_PREFIXES = ("salesforce", "files")
 DAGSTER_YAML = """# Written by dynamic-books: DuckDB has one writer, so the pool of every step that
 # writes the warehouse file runs one step at a time.
@@ -50,12 +48,27 @@ telemetry:
 
 
 def ensure_dagster_home(home: Path) -> Path:
-    """Create DAGSTER_HOME with a dagster.yaml that limits the `duckdb_writer` pool to 1."""
+    """Create DAGSTER_HOME with a dagster.yaml that limits the `duckdb_writer` pool to 1.
+
+    An existing dagster.yaml is the user's: it is kept, with a warning if it sets no pool limit.
+    """
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML, encoding="utf-8")
+    elif "concurrency" not in config.read_text(encoding="utf-8"):
+        log.warning(
+            "%s sets no concurrency limits; steps writing the DuckDB warehouse may collide. "
+            "Add:\n%s",
+            config,
+            DAGSTER_YAML,
+        )
     return home
+
+
+def analytics_path(warehouse: Path) -> Path:
+    """The analysts' read-only copy of the public tables, published beside the warehouse."""
+    return warehouse.resolve().with_name(ANALYTICS_FILE)
 
 
 @dataclass
@@ -70,6 +83,7 @@ class CycleSummary:
     dry_run: bool
     warehouse: Path
     report: Path | None
+    analytics: Path | None = None
     rows_ingested: dict[str, int] = field(default_factory=dict)
     accounts_by_state: dict[str, int] = field(default_factory=dict)
     decisions_by_kind: dict[str, int] = field(default_factory=dict)
@@ -99,6 +113,11 @@ class CycleSummary:
             *block("write-back", self.write_back),
             f"warehouse: {self.warehouse}",
         ]
+        if self.analytics:
+            lines.append(
+                f"analytics: {self.analytics}  (public tables of this run; open it read-only, "
+                "also while a cycle runs)"
+            )
         if self.report:
             lines.append(f"report:    {self.report}")
         lines.append(self.ui_hint)
@@ -111,12 +130,14 @@ class DemoSummary:
     crm_db: Path
     world: Any
     cycle: CycleSummary
+    accounts: int = DEMO_ACCOUNTS
+    reps: int = DEMO_REPS
 
     def render(self) -> str:
         head = (
-            f"generated a {DEMO_ACCOUNTS:,}-account, {DEMO_REPS}-rep world in {self.crm_db}"
+            f"generated a {self.accounts:,}-account, {self.reps}-rep world in {self.crm_db}"
             if self.generated
-            else f"using the existing local CRM {self.crm_db}"
+            else f"using the existing local CRM {self.crm_db} (as of its clock)"
         )
         return head + "\n" + self.cycle.render()
 
@@ -224,21 +245,59 @@ def run_cycle(
     attempt: int = 1,
     paths: BooksPaths | None = None,
     instance: dg.DagsterInstance | None = None,
+    lease_wait_seconds: float = 0.0,
 ) -> CycleSummary:
     """Run `books_cycle` once, in this process, for `as_of`; never reads the wall clock.
 
     The same (as-of, policy, attempt) always gets the same books run id, so re-running a cycle
-    that was killed half way lets the write-back ledger skip what was already applied.
+    that was killed half way lets the write-back ledger skip what was already applied. The whole
+    cycle holds the warehouse lease: a second cycle fails at once with
+    `warehouse.lease.WarehouseBusyError` naming the holder (or waits `lease_wait_seconds`).
     """
     paths = paths or resolve_paths()
     policy = load_policy(paths.policy)
     version = policy_version(policy)
     run_id = make_run_id(as_of, version, attempt)
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    _say(progress, f"books cycle as of {as_of}: run {run_id}, policy {version[:12]}")
+    holder = f"books cycle {run_id}"
+    with acquire(paths.warehouse, holder, wait_seconds=lease_wait_seconds):
+        _say(progress, f"books cycle as of {as_of}: run {run_id}, policy {version[:12]}")
+        summary = _run_locked(
+            as_of, run_id, version, policy.crm.kind, dry_run, override_guard, progress, paths,
+            instance,
+        )  # fmt: skip
+        if summary.success:
+            _publish(summary, paths, progress)
+    _say(progress, f"books cycle {'done' if summary.success else 'failed'}")
+    return summary
 
+
+def _publish(summary: CycleSummary, paths: BooksPaths, progress: Progress | None) -> None:
+    """Publish the analysts' copy; a failure fails the cycle's summary (the copy is stale)."""
+    target = analytics_path(paths.warehouse)
+    _say(progress, f"publishing the public tables to {target}")
+    try:
+        summary.analytics = publish(paths.warehouse, target, summary.run_id).analytics_path
+    except Exception:
+        log.exception("publishing %s to %s failed", paths.warehouse, target)
+        summary.success = False
+        summary.failed_steps.append("publish")
+
+
+def _run_locked(
+    as_of: date,
+    run_id: str,
+    version: str,
+    crm_kind: str,
+    dry_run: bool,
+    override_guard: bool,
+    progress: Progress | None,
+    paths: BooksPaths,
+    instance: dg.DagsterInstance | None,
+) -> CycleSummary:
+    """Execute the job and read back what it did (the caller holds the warehouse lease)."""
     collected: dict[str, Any] = {"failed": [], "materialized": {}}
-    with _crm_endpoint(policy.crm.kind, paths.crm_db) as endpoint:
+    with _crm_endpoint(crm_kind, paths.crm_db) as endpoint:
         _say(progress, "loading definitions (dbt manifest is parsed if stale)")
         defs = build_definitions(paths, crm_endpoint=endpoint)
         job = defs.resolve_job_def(JOB_NAME)
@@ -258,11 +317,11 @@ def run_cycle(
     )
     outcomes = write_back_meta.get("outcomes")
     write_back = dict(outcomes) if isinstance(outcomes, dict) else {}
-    for name in ("planned_changes", "conflicts", "blocked"):
+    for name in ("planned_changes", "conflicts", "api_calls"):
         if name in write_back_meta:
             write_back[name] = write_back_meta[name]
     report = report_path(str(paths.warehouse), as_of.isoformat())
-    summary = CycleSummary(
+    return CycleSummary(
         as_of_date=as_of,
         run_id=run_id,
         dagster_run_id=dagster_run_id,
@@ -277,37 +336,58 @@ def run_cycle(
         write_back=write_back,
         failed_steps=collected["failed"],
     )
-    _say(progress, f"books cycle {'done' if result.success else 'failed'}")
-    return summary
 
 
-def run_demo(progress: Progress | None = None, *, paths: BooksPaths | None = None) -> DemoSummary:
-    """Generate the demo world if the local CRM has none, then run one cycle as of its date."""
+def crm_clock_date(crm_db: Path) -> date:
+    """The local CRM's clock date: the as-of date its world was generated for."""
+    from local_crm.db import CrmStore
+
+    return CrmStore(crm_db).clock.today()
+
+
+def run_demo(
+    progress: Progress | None = None,
+    *,
+    paths: BooksPaths | None = None,
+    as_of: date | None = None,
+    accounts: int = DEMO_ACCOUNTS,
+    reps: int = DEMO_REPS,
+    seed: int = DEMO_SEED,
+    months: int = DEMO_MONTHS,
+) -> DemoSummary:
+    """Generate the demo world if the local CRM has none, then run one cycle as of its date.
+
+    The as-of date: `as_of` if given, else the demo date for a new world, else the existing
+    local CRM's clock. The guard is overridden: the demo is launch day, when the first
+    distribution moves more accounts than any weekly run would.
+    """
     paths = paths or resolve_paths()
     generated = False
     world = None
-    if not paths.crm_db.exists():
+    if paths.crm_db.exists():
+        as_of = as_of or crm_clock_date(paths.crm_db)
+        _say(progress, f"using the existing local CRM {paths.crm_db} (as of {as_of})")
+    else:
         from local_crm.generator import generate_world
 
-        _say(progress, f"generating a {DEMO_ACCOUNTS:,}-account, {DEMO_REPS}-rep world")
+        as_of = as_of or DEMO_AS_OF
+        _say(progress, f"generating a {accounts:,}-account, {reps}-rep world as of {as_of}")
         paths.crm_db.parent.mkdir(parents=True, exist_ok=True)
         paths.landing.mkdir(parents=True, exist_ok=True)
         world = generate_world(
             paths.crm_db,
-            accounts=DEMO_ACCOUNTS,
-            reps=DEMO_REPS,
-            seed=DEMO_SEED,
-            months=DEMO_MONTHS,
-            as_of=DEMO_AS_OF,
+            accounts=accounts,
+            reps=reps,
+            seed=seed,
+            months=months,
+            as_of=as_of,
             landing_dir=paths.landing,
             policy_path=paths.policy,
             progress=progress,
         )
         generated = True
-    cycle = run_cycle(
-        DEMO_AS_OF, dry_run=False, override_guard=True, progress=progress, paths=paths
-    )
-    return DemoSummary(generated=generated, crm_db=paths.crm_db, world=world, cycle=cycle)
+    cycle = run_cycle(as_of, dry_run=False, override_guard=True, progress=progress, paths=paths)
+    return DemoSummary(generated, paths.crm_db, world, cycle, accounts=accounts, reps=reps)
 
 
 def summary_json(summary: CycleSummary) -> str:

@@ -1,8 +1,15 @@
-"""The write-back step as a Dagster asset: a thin wrapper around `reverse_etl`.
+"""The write-back step as Dagster definitions: a blocking guard check and a thin write asset.
 
 All logic (plan, guards, ledger, batched apply, recovery) lives in `reverse_etl`, which has no
-Dagster imports; this module only reads the run's tags (run id, dry run, override), gets a CRM
-connection from the `crm` resource and reports the outcome as materialization metadata.
+Dagster imports. Two gates stand between the decisions and the CRM:
+
+1. the dbt build (transform + decide): a failing error-level dbt test on any model, including
+   the decision and sync models, fails the dbt step, so nothing downstream runs;
+2. `write_back_guard`, a blocking asset check on the sync model: it plans the write-back (no CRM
+   call) and fails when the blast-radius guard blocks the plan, so the write asset never starts.
+
+The write asset re-plans (idempotent for one run id) and refuses a blocked plan itself too, so a
+hand-picked materialisation that skips the check is still safe.
 """
 
 from typing import Any
@@ -17,19 +24,70 @@ from orchestration.cycle import (
     as_of_date_of,
     flag_of,
 )
-from orchestration.transform import WarehousePathResource
-from reverse_etl import WritePolicy, apply_plan, plan_write_back
+from orchestration.resources import CrmOpener, WarehouseResource
+from reverse_etl import Plan, WritePolicy, apply_plan, plan_write_back
 
 SYNC_MODEL_KEY = dg.AssetKey(["sync_salesforce__accounts"])
+WRITE_BACK_KEY = dg.AssetKey(["salesforce_write_back"])
+GUARD_CHECK_NAME = "write_back_guard"
 
 
-def _connection(crm: Any) -> Any:
-    """A logged-in connection from the CRM resource (or the connection itself, in tests)."""
-    return crm if hasattr(crm, "request") else crm.connect()
+def _plan(
+    context: dg.OpExecutionContext, policy: PolicyResource, warehouse: WarehouseResource
+) -> tuple[str, Plan]:
+    as_of = as_of_date_of(context)
+    run_id = policy.run_id_for(context, as_of)
+    plan = plan_write_back(
+        warehouse.warehouse_path, run_id, policy=WritePolicy.from_policy(policy.policy)
+    )
+    return run_id, plan
+
+
+def _blocked_message(plan: Plan) -> str:
+    return (
+        "write-back blocked by the blast-radius guard: "
+        + "; ".join(plan.blocked_reasons)
+        + f". Re-run with tag {TAG_OVERRIDE_GUARD}=true to write it anyway."
+    )
+
+
+@dg.asset_check(
+    asset=SYNC_MODEL_KEY,
+    name=GUARD_CHECK_NAME,
+    blocking=True,
+    pool=DUCKDB_POOL,
+    description="Plans this run's CRM write-back (no CRM call) and fails when the blast-radius "
+    "guard blocks it; blocking, so a failure means zero CRM writes this run.",
+)
+def write_back_guard(
+    context: dg.AssetCheckExecutionContext, policy: PolicyResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Gate before the CRM write: too many moves, or too much of one book, stops the run."""
+    op_context = context.op_execution_context
+    run_id, plan = _plan(op_context, policy, warehouse)
+    override = flag_of(op_context, TAG_OVERRIDE_GUARD)
+    dry_run = flag_of(op_context, TAG_DRY_RUN)
+    passed = not plan.is_blocked or override or dry_run
+    if plan.is_blocked and passed:
+        why = "override tag" if override else "dry run"
+        context.log.warning(f"blocked plan let through ({why}): {plan.blocked_reasons}")
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None if passed else _blocked_message(plan),
+        metadata={
+            "run_id": run_id,
+            "planned_changes": len(plan.changes),
+            "moves_to_pool": plan.moves,
+            "owned_accounts": plan.owned_accounts,
+            "blocked_reasons": "; ".join(plan.blocked_reasons) or "none",
+            "overridden": bool(plan.is_blocked and override),
+        },
+    )
 
 
 @dg.asset(
-    key=dg.AssetKey(["salesforce_write_back"]),
+    key=WRITE_BACK_KEY,
     deps=[SYNC_MODEL_KEY],
     group_name="write_back",
     kinds={"salesforce", "python"},
@@ -38,8 +96,8 @@ def _connection(crm: Any) -> Any:
 def salesforce_write_back(
     context: dg.AssetExecutionContext,
     policy: PolicyResource,
-    warehouse_path: WarehousePathResource,
-    crm: dg.ResourceParam[Any],
+    warehouse: WarehouseResource,
+    crm: dg.ResourceParam[CrmOpener],
 ) -> dg.MaterializeResult:
     """Write this run's ownership and book-status changes to the CRM, exactly once each.
 
@@ -47,41 +105,36 @@ def salesforce_write_back(
     blocked by the blast-radius guard stops there unless the run carries the override tag.
     Every attempted change gets one `ops.sync_log` row.
     """
-    as_of = as_of_date_of(context)
-    run_id = policy.run_id_for(context, as_of)
-    warehouse = warehouse_path.resolved_path()
-    write_policy = WritePolicy.from_policy(policy.policy)
-    plan = plan_write_back(warehouse, run_id, policy=write_policy)
+    run_id, plan = _plan(context.op_execution_context, policy, warehouse)
     dry_run = flag_of(context, TAG_DRY_RUN)
     override = flag_of(context, TAG_OVERRIDE_GUARD)
     if plan.is_blocked and not override and not dry_run:
         # The plan stays stored (ops.write_ledger / ops.write_plans) for a person to read.
         raise dg.Failure(
-            description="write-back blocked by the blast-radius guard: "
-            + "; ".join(plan.blocked_reasons)
-            + f". Re-run with tag {TAG_OVERRIDE_GUARD}=true to write it anyway.",
+            description=_blocked_message(plan),
             metadata={"run_id": run_id, "planned_changes": len(plan.changes)},
         )
+    path = warehouse.warehouse_path
     if dry_run:
         # No CRM call at all: neither a connection nor a recovery pass.
-        report = apply_plan(None, warehouse, plan, dry_run=True)  # type: ignore[arg-type]
+        report = apply_plan(None, path, plan, dry_run=True)  # type: ignore[arg-type]
     else:
-        report = apply_plan(_connection(crm), warehouse, plan, override_guard=override)
+        with crm.open() as connection:
+            report = apply_plan(connection, path, plan, override_guard=override)
     preview = "\n".join(f"| {a} | {f} | {b} | {t} |" for a, f, b, t in report.plan_rows[:20])
-    return dg.MaterializeResult(
-        metadata={
-            "run_id": run_id,
-            "dry_run": dry_run,
-            "blocked_reasons": "; ".join(plan.blocked_reasons) or "none",
-            "planned_changes": len(plan.changes),
-            "moves_to_pool": plan.moves,
-            "outcomes": dg.MetadataValue.json(report.outcomes),
-            "api_calls": report.api_calls,
-            "conflicts": len(report.conflicts),
-            "readback_mismatches": report.readback_mismatches,
-            "stopped_by_api_budget": report.stopped_by_budget,
-            "plan_preview": dg.MetadataValue.md(
-                "| account | field | before | after |\n|---|---|---|---|\n" + preview
-            ),
-        }
-    )
+    metadata: dict[str, Any] = {
+        "run_id": run_id,
+        "dry_run": dry_run,
+        "blocked_reasons": "; ".join(plan.blocked_reasons) or "none",
+        "planned_changes": len(plan.changes),
+        "moves_to_pool": plan.moves,
+        "outcomes": dg.MetadataValue.json(report.outcomes),
+        "api_calls": report.api_calls,
+        "conflicts": len(report.conflicts),
+        "readback_mismatches": report.readback_mismatches,
+        "stopped_by_api_budget": report.stopped_by_budget,
+        "plan_preview": dg.MetadataValue.md(
+            "| account | field | before | after |\n|---|---|---|---|\n" + preview
+        ),
+    }
+    return dg.MaterializeResult(metadata=metadata)

@@ -214,3 +214,70 @@ def test_progress_printer_throttles_and_formats() -> None:
     ProgressPrinter(quiet, quiet=True)("x")
     assert quiet.getvalue() == ""
     assert time.monotonic() > 0
+
+
+def test_demo_goes_through_run_demo_with_the_shared_defaults(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestration import demo
+
+    seen: dict[str, Any] = {}
+
+    class Cycle:
+        success = False
+
+    class Summary:
+        cycle = Cycle()
+
+        def render(self) -> str:
+            return "demo summary"
+
+    def fake_run_demo(progress: Any, **kwargs: Any) -> Summary:
+        seen.update(kwargs)
+        return Summary()
+
+    imported: list[tuple[str, str]] = []
+
+    def fake_import(module: str, name: str, what: str) -> Any:
+        imported.append((module, name))
+        return fake_run_demo
+
+    monkeypatch.setattr(cli, "_import", fake_import)
+    code = cli.main(["demo", "-q"])
+    assert imported == [("orchestration.runner", "run_demo")]
+    assert code == cli.EXIT_FAILED  # the cycle failed: the exit code says so
+    assert (seen["accounts"], seen["reps"], seen["seed"]) == (
+        demo.DEMO_ACCOUNTS,
+        demo.DEMO_REPS,
+        demo.DEMO_SEED,
+    )
+    assert seen["as_of"] is None  # run_demo picks the CRM clock or the demo date
+    assert str(seen["paths"].crm_db) == env["BOOKS_CRM_DB"]
+    assert "demo summary" in capsys.readouterr().out
+
+
+def test_ui_writes_the_pool_limit_before_starting_dagster(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, **_: commands.append(cmd) or 0)
+    assert cli.main(["ui", "-q"]) == 0
+    config = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
+    assert "default_limit: 1" in config.read_text()
+    (command,) = commands
+    assert command[1:4] == ["dev", "-m", "orchestration.definitions"]
+
+
+def test_a_cycle_holding_the_warehouse_is_a_one_line_error(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from warehouse.lease import acquire
+
+    with acquire(env["BOOKS_WAREHOUSE"], "books cycle other-run"):
+        code = cli.main(["run", "--as-of", "2025-06-02", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("books: error: warehouse ")
+    assert "'books cycle other-run'" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not Path(env["BOOKS_WAREHOUSE"]).exists()  # nothing ran

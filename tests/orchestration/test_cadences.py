@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +33,13 @@ class FakeCrm:
     def __init__(self, rows_by_object: dict[str, list[dict]]):
         self.rows_by_object = rows_by_object
         self.queries: list[str] = []
+        self.opened = 0
+
+    @contextmanager
+    def open(self) -> Iterator[FakeCrm]:
+        """The `crm` resource's one API: a connection for the block."""
+        self.opened += 1
+        yield self
 
     def query_all_pages(self, soql: str, include_deleted: bool = False):
         self.queries.append(soql)
@@ -132,7 +141,7 @@ def test_switched_off_cadence_yields_nothing(
         cursor = ModstampCursor(_stamp(1), ()).dumps()
         result = _eval_sensor(sensors[name], policy_path, crm, cursor)
         assert sensors[name].default_status == dg.DefaultSensorStatus.STOPPED
-        assert crm.queries == []  # switched off: the CRM is not even asked
+        assert crm.queries == [] and crm.opened == 0  # switched off: the CRM is not asked
     else:
         context = dg.build_schedule_context(
             scheduled_execution_time=datetime(2025, 3, 3, 6, tzinfo=UTC),

@@ -10,8 +10,10 @@ import pytest
 
 from local_crm.generator import generate_world
 from orchestration.cycle import make_run_id
-from orchestration.runner import run_cycle
+from orchestration.runner import analytics_path, run_cycle
 from policy import load_policy, policy_version, resolve_paths
+from warehouse.lease import read_lease
+from warehouse.publish import RUN_COLUMN, published_run
 
 AS_OF = date(2025, 6, 2)
 ACCOUNTS = 1_500
@@ -72,3 +74,17 @@ def test_books_cycle_materialises_every_step(cycle) -> None:
     assert dict(recorded) == summary.decisions_by_kind
     assert summary.decisions_by_kind.get("distribute", 0) > 0
     assert "write-back" in summary.render()
+
+
+@pytest.mark.slow
+def test_cycle_writes_the_crm_publishes_and_releases_the_lease(cycle) -> None:
+    paths, _, summary, _ = cycle
+    assert summary.success, summary.render()
+    assert summary.write_back.get("applied", 0) > 0  # launch day, guard overridden
+    assert summary.analytics == analytics_path(paths.warehouse)
+    assert f"analytics: {summary.analytics}" in summary.render()
+    assert published_run(summary.analytics) == summary.run_id
+    with duckdb.connect(str(summary.analytics), read_only=True) as con:
+        runs = con.execute(f"select distinct {RUN_COLUMN} from marts.accounts").fetchall()
+    assert runs == [(summary.run_id,)]
+    assert read_lease(paths.warehouse) is None  # the next cycle may start

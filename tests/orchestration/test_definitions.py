@@ -131,3 +131,18 @@ def test_translator_maps_sources_and_layers() -> None:
     assert TRANSLATOR.get_group_name(model) == "decide"
     model["fqn"] = ["dynamic_books", "marts", "x"]
     assert TRANSLATOR.get_group_name(model) == "transform"
+
+
+def test_the_crm_write_is_gated_by_blocking_checks(defs: dg.Definitions, graph) -> None:
+    specs = {spec.key: spec for checks in defs.asset_checks or [] for spec in checks.check_specs}
+    for assets_def in defs.assets or []:
+        if isinstance(assets_def, dg.AssetsDefinition):
+            specs.update({spec.key: spec for spec in assets_def.check_specs})
+    sync_model = dg.AssetKey(["sync_salesforce__accounts"])
+    guard = specs[dg.AssetCheckKey(sync_model, "write_back_guard")]
+    assert guard.blocking
+    for key in graph.get_all_asset_keys():
+        if key.path[0] == "salesforce":
+            assert specs[dg.AssetCheckKey(key, "data_contract")].blocking, key
+    sync_tests = [s for s in specs.values() if s.asset_key == sync_model and s is not guard]
+    assert sync_tests and all(s.blocking for s in sync_tests if s.name.startswith("not_null"))
