@@ -1,11 +1,10 @@
 """The validated policy (books.yml): model, loading, version hash, dbt vars, safe filters."""
 
-from policy.filters import Condition, to_sql
+from policy.filters import Condition
 from policy.loader import (
     PolicyError,
     canonical_json,
     load_policy,
-    policy_sql,
     policy_version,
     short_version,
     to_dbt_vars,
@@ -21,11 +20,9 @@ __all__ = [
     "PolicyError",
     "canonical_json",
     "load_policy",
-    "policy_sql",
     "policy_version",
     "resolve_paths",
     "short_version",
     "to_dbt_vars",
-    "to_sql",
     "validate_policy_data",
 ]

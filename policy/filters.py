@@ -2,18 +2,18 @@
 
 A condition is structured data, never SQL text: `{field, op, value}` where `field` is an
 Account field of `local_crm.schema`, `op` comes from a fixed allowlist that must suit the
-field's type, and `value` is a literal of that type. `to_sql` renders validated conditions
-into a SQL boolean expression with every literal quoted/escaped here, so a policy file cannot
-smuggle functions, sub-queries or statements (e.g. `read_csv(...)`, `COPY ... TO`) into the
-warehouse: at worst they become a harmless string literal.
+field's type, and `value` is a literal of that type. This module only validates: the one
+renderer to SQL is dbt's `dbt_project/macros/policy_filter.sql` (what actually runs), which
+quotes every literal, so a policy file cannot smuggle functions, sub-queries or statements
+(e.g. `read_csv(...)`, `COPY ... TO`) into the warehouse: at worst they become a harmless string
+literal. tests/security proves this on the SQL dbt renders.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -32,8 +32,11 @@ from local_crm.schema import OBJECTS
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "is_not_null", "contains"]
 OPS: tuple[str, ...] = Op.__args__  # type: ignore[attr-defined]
 
-# Account fields by name: the field allowlist.
-ACCOUNT_FIELDS = {f.name: f for f in OBJECTS["Account"].fields}
+# Account fields a filter may test, by name: the field allowlist. Not filterable: IsDeleted
+# (staging drops deleted accounts) and LastModifiedDate (not staged); the dbt renderer maps
+# every other field to its staging column.
+NOT_FILTERABLE = ("IsDeleted", "LastModifiedDate")
+ACCOUNT_FIELDS = {f.name: f for f in OBJECTS["Account"].fields if f.name not in NOT_FILTERABLE}
 
 # Salesforce field type -> the kind of literal it takes.
 _KIND_BY_TYPE = {
@@ -65,7 +68,6 @@ OPS_BY_KIND: dict[str, tuple[str, ...]] = {
 _NULL_OPS = ("is_null", "is_not_null")
 _LIST_OPS = ("in", "not_in")
 _ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _MAX_TEXT = 255
 _MAX_LIST = 1000
 
@@ -175,90 +177,3 @@ class Condition(BaseModel):
                 raise ValueError(f"{label} needs a single value")
             _check_literal(self.field, kind, self.value)
         return self
-
-
-def snake_case(name: str) -> str:
-    """The dlt snake_case column name of a Salesforce field (`Book_Status__c` -> `book_status_c`).
-
-    Matches the raw layer's naming (CONTRACTS.md) for the field names the schema uses.
-    """
-    out = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
-    out = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", out)
-    out = re.sub(r"_+", "_", out.lower())
-    return out.strip("_")
-
-
-def default_column_map() -> dict[str, str]:
-    """Account field -> snake_case column, the names of the raw and staging layers."""
-    return {name: snake_case(name) for name in ACCOUNT_FIELDS}
-
-
-def _sql_literal(kind: str, value: Any) -> str:
-    if kind in ("text", "id"):
-        return "'" + str(value).replace("'", "''") + "'"
-    if kind == "int":
-        return str(int(value))
-    if kind == "number":
-        number = float(value)
-        return str(int(value)) if isinstance(value, int) else repr(number)
-    if kind == "boolean":
-        return "true" if value else "false"
-    if kind == "date":
-        return f"date '{date.fromisoformat(value).isoformat()}'"
-    if kind == "datetime":
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-        return f"timestamp '{moment.isoformat(sep=' ')}'"
-    raise ValueError(f"no literal rendering for kind {kind!r}")  # pragma: no cover
-
-
-def _column(field: str, column_map: Mapping[str, str]) -> str:
-    if field not in column_map:
-        raise ValueError(f"no column mapped for field {field!r}")
-    column = column_map[field]
-    if not isinstance(column, str) or not _COLUMN.match(column):
-        raise ValueError(f"column for {field!r} is not a plain identifier: {column!r}")
-    return column
-
-
-def condition_sql(condition: Condition, column_map: Mapping[str, str]) -> str:
-    """Render one validated condition as SQL."""
-    column = _column(condition.field, column_map)
-    kind = field_kind(condition.field)
-    op = condition.op
-    if op == "is_null":
-        return f"{column} is null"
-    if op == "is_not_null":
-        return f"{column} is not null"
-    if op in _LIST_OPS:
-        items = ", ".join(_sql_literal(kind, v) for v in condition.value)  # type: ignore[union-attr]
-        return f"{column} {'in' if op == 'in' else 'not in'} ({items})"
-    literal = _sql_literal(kind, condition.value)
-    if op == "contains":
-        return f"position({literal} in {column}) > 0"
-    return f"{column} {'<>' if op == '!=' else op} {literal}"
-
-
-def parse_conditions(conditions: Sequence[Condition | Mapping[str, Any]]) -> list[Condition]:
-    """Validate raw mappings (or re-validate models) into Conditions."""
-    return [
-        Condition.model_validate(c.model_dump() if isinstance(c, Condition) else c)
-        for c in conditions
-    ]
-
-
-def to_sql(
-    conditions: Sequence[Condition | Mapping[str, Any]],
-    column_map: Mapping[str, str] | None = None,
-) -> str:
-    """Render conditions (AND-ed) as a SQL boolean expression; an empty list is `1 = 1`.
-
-    Conditions are (re-)validated here, so callers cannot bypass the allowlists by building
-    dicts by hand. SQL null semantics apply: a comparison on a null value is not true.
-    """
-    columns = default_column_map() if column_map is None else column_map
-    parsed = parse_conditions(conditions)
-    if not parsed:
-        return "1 = 1"
-    return " and ".join(f"({condition_sql(c, columns)})" for c in parsed)

@@ -20,7 +20,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from policy.filters import default_column_map, to_sql
 from policy.model import Policy
 
 
@@ -186,30 +185,9 @@ def short_version(policy: Policy) -> str:
     return policy_version(policy)[:12]
 
 
-def policy_sql(policy: Policy, column_map: dict[str, str] | None = None) -> dict[str, Any]:
-    """Segment filters and fit rules pre-rendered as safe SQL boolean expressions.
-
-    Rendered against snake_case Account columns (`number_of_employees`), the raw/staging
-    names; dbt models use these instead of building SQL from the policy in Jinja.
-    """
-    columns = column_map or default_column_map()
-    return {
-        "segments": [
-            {"key": s.key, "condition": to_sql(s.filter, columns)} for s in policy.segments
-        ],
-        "fit_rules": [
-            {
-                "name": r.name,
-                "points": r.points,
-                "condition": to_sql([r.model_dump(include={"field", "op", "value"})], columns),
-            }
-            for r in policy.fit.rules
-        ],
-    }
-
-
 def to_dbt_vars(policy: Policy, as_of_date: date | str, run_id: str) -> dict[str, Any]:
-    """The vars every dbt invocation gets (CONTRACTS.md), plus the pre-rendered `policy_sql`."""
+    """The vars every dbt invocation gets (CONTRACTS.md). Filters travel as structured data in
+    `policy`; dbt renders them (macros/policy_filter.sql), the one SQL renderer."""
     if isinstance(as_of_date, str):
         try:
             as_of_date = date.fromisoformat(as_of_date)
@@ -226,5 +204,4 @@ def to_dbt_vars(policy: Policy, as_of_date: date | str, run_id: str) -> dict[str
         "run_id": str(run_id),
         "policy_version": policy_version(policy),
         "policy": policy.model_dump(mode="json"),
-        "policy_sql": policy_sql(policy),
     }

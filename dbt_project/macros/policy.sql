@@ -2,6 +2,11 @@
 
 {% macro policy() -%}
     {%- set value = var('policy', none) -%}
+    {#- A JSON text is accepted too: sqlfluff's dbt templater can pass vars only as text
+        (.sqlfluff [sqlfluff:templater:dbt:context], the lint-time policy). -#}
+    {%- if value is string -%}
+        {%- set value = fromjson(value) -%}
+    {%- endif -%}
     {%- if value is none -%}
         {{ exceptions.raise_compiler_error(
             "dbt var 'policy' is missing: run dbt through dynamic-books (it passes the validated "

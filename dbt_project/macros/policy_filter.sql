@@ -144,3 +144,24 @@
     {%- endfor -%}
     {{ return(literals | join(', ') if literals else "'__none__'") }}
 {%- endmacro %}
+
+{#- `dbt run-operation render_policy_filters --vars '{policy: ...}'`: logs (as JSON) the SQL that
+    the models render for every segment filter and fit rule of the policy, with the same macros
+    and error contexts. The one renderer of policy filters; tests prove its safety through this. -#}
+{% macro render_policy_filters() -%}
+    {%- set rendered = {'segments': [], 'fit_rules': []} -%}
+    {%- for segment in policy_get('segments') -%}
+        {%- do rendered['segments'].append({
+            'key': segment['key'],
+            'condition': policy_filter(segment.get('filter'), 'segments[' ~ loop.index0 ~ '].filter'),
+        }) -%}
+    {%- endfor -%}
+    {%- for rule in policy_get('fit').get('rules') or [] -%}
+        {%- do rendered['fit_rules'].append({
+            'name': rule['name'],
+            'condition': policy_condition(rule, 'fit.rules[' ~ loop.index0 ~ ']'),
+        }) -%}
+    {%- endfor -%}
+    {%- do log(tojson(rendered), info=True) -%}
+    {{ return(rendered) }}
+{%- endmacro %}

@@ -58,3 +58,37 @@ def failures(result: dbtRunnerResult) -> list[str]:
         if status.lower() not in ("success", "pass", "warn"):  # warn: dirty data, counted
             out.append(f"{node_result.node.unique_id}: {status}: {node_result.message}")
     return out
+
+
+def render_policy_filters(dbt_vars: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+    """The SQL dbt renders for the policy's segment filters and fit rules (the one renderer,
+    `macros/policy_filter.sql`), via `dbt run-operation render_policy_filters`.
+
+    Raises RuntimeError with dbt's message when the policy does not compile.
+    """
+    logged: list[str] = []
+
+    def keep_jinja_log(event: Any) -> None:
+        if event.info.name == "JinjaLogInfo":
+            logged.append(event.data.msg)
+
+    os.environ["BOOKS_WAREHOUSE"] = str(work_dir / "render.duckdb")
+    result = dbtRunner(callbacks=[keep_jinja_log]).invoke(
+        [
+            "run-operation",
+            "render_policy_filters",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(work_dir / "target"),
+            "--log-path",
+            str(work_dir / "logs"),
+            "--vars",
+            json.dumps(dbt_vars),
+        ]
+    )
+    if not result.success or not logged:
+        raise RuntimeError(f"render_policy_filters failed: {result.exception or result.result}")
+    return json.loads(logged[-1])

@@ -144,13 +144,37 @@ def test_lead_matching_reproduces_generator_ground_truth(built_world: BuiltWorld
 
 
 def test_engagement_file_touches_count(built_world: BuiltWorld) -> None:
-    """Manual engagement-platform rows on a known domain are meaningful touches."""
-    meaningful = _one(
-        built_world.warehouse,
-        "select count(*) from intermediate.int_activities_classified "
-        "where origin = 'engagement_file' and is_meaningful",
+    """The export's lower-case types (`call`, `email`) are compared as the policy's `Call`,
+    `Email`: every manual engagement row of a counted type on a known account is meaningful."""
+    wh = built_world.warehouse
+    types = ", ".join(
+        f"'{t.lower()}'" for t in built_world.dbt_vars["policy"]["meaningful_activity"]["types"]
     )
-    assert meaningful > 0
+    raw_types = {
+        r[0]
+        for r in _rows(wh, "select distinct activity_type from raw_files.engagement_activities")
+    }
+    assert {"call", "email"} <= raw_types, "the export writes lower-case types"
+    by_type = dict(
+        _rows(
+            wh,
+            "select lower(raw.activity_type), count(*) "
+            "from raw_files.engagement_activities as raw "
+            "join intermediate.int_activities_classified as classified "
+            "  on classified.activity_id = 'file:' || raw.activity_id "
+            "where classified.is_meaningful group by 1",
+        )
+    )
+    assert by_type.get("call", 0) > 0 and by_type.get("email", 0) > 0
+    wrongly_rejected = _one(
+        wh,
+        "select count(*) from raw_files.engagement_activities as raw "
+        "join intermediate.int_activities_classified as classified "
+        "  on classified.activity_id = 'file:' || raw.activity_id "
+        f"where lower(trim(raw.activity_type)) in ({types}) "
+        "and classified.not_meaningful_reason = 'type_not_counted'",
+    )
+    assert wrongly_rejected == 0
 
 
 def test_reps_capacity_has_two_slot_rows_per_book_rep(built_world: BuiltWorld) -> None:

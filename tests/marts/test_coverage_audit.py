@@ -46,7 +46,7 @@ def _independent_counts(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str
     ]
     meaningful = policy["meaningful_activity"]
     types = [kind.lower() for kind in meaningful["types"]]
-    window_start = as_of - timedelta(days=29)  # the as-of date is day 0 of 30
+    window_start = as_of - timedelta(days=30)  # inclusive: 30 days back is still 'in the last 30'
     inbound_counts = "direction = 'Inbound'" if meaningful["count_inbound_replies"] else "false"
     automated = "(is_automated or source = 'Sequence')" if meaningful["manual_only"] else "false"
     con.execute(f"""

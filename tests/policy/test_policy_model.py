@@ -220,10 +220,12 @@ def test_dbt_vars_shape() -> None:
     assert dbt_vars["policy"]["lifecycle"]["working_window_days"] == 30
     # same shape as the file: no null placeholders for roles without a book
     assert set(dbt_vars["policy"]["books"]) == set(default_data()["books"])
-    segments = dbt_vars["policy_sql"]["segments"]
+    # filters travel as structured data; dbt renders them (one renderer, no pre-rendered SQL)
+    assert "policy_sql" not in dbt_vars
+    segments = dbt_vars["policy"]["segments"]
     assert [s["key"] for s in segments] == ["enterprise", "midmarket", "smb"]
-    assert segments[0]["condition"] == "(number_of_employees >= 1000)"
-    assert segments[-1]["condition"] == "1 = 1"
+    assert segments[0]["filter"] == [{"field": "NumberOfEmployees", "op": ">=", "value": 1000}]
+    assert segments[-1]["filter"] == []
     with pytest.raises(ValueError, match="as_of_date"):
         to_dbt_vars(policy, "2025-13-01", "run-1")
     with pytest.raises(ValueError, match="run_id"):

@@ -1,8 +1,9 @@
 """Hostile segment filters and fit rules (issue 7, item 9) against `policy.load_policy`.
 
 Anything that is not a `{field, op, value}` over an Account field with a typed literal is
-rejected at load with an error naming the rule; text literals that look like SQL are quoted,
-so rendering and running them in DuckDB reads no file, copies nothing and loads nothing.
+rejected at load with an error naming the rule; text literals that look like SQL are quoted by
+dbt's renderer (the SQL that actually runs), so running them in DuckDB reads no file, copies
+nothing and loads nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import duckdb
 import pytest
 import yaml
 
-from policy import PolicyError, load_policy, policy_sql
+from policy import PolicyError, load_policy, to_dbt_vars
+from tests.dbt.dbt_helpers import render_policy_filters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,24 +77,36 @@ SQL_LOOKING_TEXT = [
 ]
 
 
-@pytest.mark.parametrize("text", SQL_LOOKING_TEXT)
-def test_sql_looking_text_stays_a_harmless_literal(tmp_path: Path, text: str) -> None:
+@pytest.mark.slow
+def test_sql_looking_text_stays_a_harmless_literal(tmp_path: Path) -> None:
+    """Through the production path: a validated policy file, `to_dbt_vars`, and the SQL dbt
+    renders (macros/policy_filter.sql) for segment filters and fit rules, run in DuckDB."""
     pwn = tmp_path / "pwn.out"
-    value = text.format(pwn=pwn)
+    values = [text.format(pwn=pwn) for text in SQL_LOOKING_TEXT]
 
     def mutate(data: dict) -> None:
-        data["segments"][0]["filter"] = [{"field": "Name", "op": "=", "value": value}]
+        data["segments"][0]["filter"] = [{"field": "Name", "op": "=", "value": v} for v in values]
+        data["fit"]["rules"] += [
+            {"name": f"hostile_{i}", "field": "Name", "op": "contains", "value": v, "points": 0}
+            for i, v in enumerate(values)
+        ]
 
     policy = load_policy(_write_policy(tmp_path, mutate))
-    condition = policy_sql(policy)["segments"][0]["condition"]
+    rendered = render_policy_filters(to_dbt_vars(policy, "2025-01-06", "t"), tmp_path / "dbt")
+    conditions = [rendered["segments"][0]["condition"]] + [
+        rule["condition"] for rule in rendered["fit_rules"] if rule["name"].startswith("hostile_")
+    ]
+    assert len(conditions) == 1 + len(values)
     with duckdb.connect() as con:
-        con.execute("create table account as select 'Acme' as name, 10 as number_of_employees")
-        matched = con.execute(f"select count(*) from account where {condition}").fetchone()[0]
+        con.execute("create table account as select 'Acme' as account_name, 10 as employee_count")
+        for condition in conditions:
+            matched = con.execute(f"select count(*) from account where {condition}").fetchone()
+            assert matched == (0,), condition
         extensions = con.execute(
             "select count(*) from duckdb_extensions() where extension_name = 'httpfs' and loaded"
         ).fetchone()[0]
         databases = con.execute(
             "select count(*) from duckdb_databases() where not internal"
         ).fetchone()[0]
-    assert matched == 0 and extensions == 0 and databases == 1
+    assert extensions == 0 and databases == 1
     assert not pwn.exists()

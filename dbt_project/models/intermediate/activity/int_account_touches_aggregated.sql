@@ -1,6 +1,9 @@
 {#- Meaningful-touch recency and volume per account: last touch overall and by the current
-    owner, touches and distinct contacts touched in the last 30/60/90 days (as-of date
-    inclusive). Accounts without touches get zeros and null dates. -#}
+    owner, touches and distinct contacts touched in the last 30/60/90 days. "Within the last N
+    days" means 0 <= days before the as-of date <= N, both ends inclusive, the same rule as the
+    working window of int_account_states_derived (a touch exactly 30 days ago counts in
+    touches_30d and keeps a 30-day-window account working). Accounts without touches get zeros
+    and null dates. -#}
 with
 
 accounts as (
@@ -31,8 +34,8 @@ aggregated as (
         max(activity_date) as last_meaningful_touch_date,
         max(case when is_by_current_owner then activity_date end) as last_touch_by_owner_date,
         {%- for days in [30, 60, 90] %}
-        sum(case when age_days < {{ days }} then 1 else 0 end) as touches_{{ days }}d,
-        count(distinct case when age_days < {{ days }} then contact_key end)
+        sum(case when age_days between 0 and {{ days }} then 1 else 0 end) as touches_{{ days }}d,
+        count(distinct case when age_days between 0 and {{ days }} then contact_key end)
             as contacts_touched_{{ days }}d{% if not loop.last %},{% endif %}
         {%- endfor %}
     from touches

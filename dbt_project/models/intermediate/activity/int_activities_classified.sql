@@ -1,7 +1,8 @@
 {#- Every activity (Salesforce tasks and events, engagement-platform exports) in one shape, with
     whether it is a meaningful touch under policy.meaningful_activity and, if not, why.
-    Rules, in order: future-dated, open (not done) tasks and activities on no account never
-    count; the type must be listed; an inbound reply counts whatever its source
+    Rules, in order: activities on no account or on an account staging does not hold (deleted or
+    quarantined: account_id null, referenced_account_id kept), future-dated and open (not done)
+    tasks never count; the type must be listed; an inbound reply counts whatever its source
     (count_inbound_replies); otherwise the direction must be listed, the source must not be
     excluded and, with manual_only, automated steps (Is_Automated__c or source Sequence) do not
     count. A missing direction is read as Outbound (CRM default for logged activities). -#}
@@ -31,6 +32,10 @@ users as (
 
 contacts as (
     select * from {{ ref('stg_salesforce__contacts') }}
+),
+
+accounts as (
+    select * from {{ ref('stg_salesforce__accounts') }}
 ),
 
 crm_activities as (
@@ -112,11 +117,23 @@ all_activities as (
     select * from file_activities
 ),
 
+account_resolved as (
+    {#- An activity on an account staging does not hold (deleted, quarantined, never loaded)
+        stays for rep activity counts but reaches no account: account_not_found. #}
+    select
+        all_activities.*,
+        accounts.account_id as known_account_id
+    from all_activities
+    left join accounts
+        on all_activities.account_id = accounts.account_id
+),
+
 classified as (
     select
         *,
         case
             when account_id is null then 'no_account'
+            when known_account_id is null then 'account_not_found'
             when activity_date is null then 'no_date'
             when activity_date > {{ as_of_date() }} then 'future'
             when is_open then 'not_completed'
@@ -135,14 +152,15 @@ classified as (
             when is_automated or activity_source = 'Sequence' then 'automated'
             {%- endif %}
         end as not_meaningful_reason
-    from all_activities
+    from account_resolved
 ),
 
 final as (
     select
         activity_id,
         origin,
-        account_id,
+        known_account_id as account_id,
+        account_id as referenced_account_id,
         owner_id,
         contact_key,
         activity_type,

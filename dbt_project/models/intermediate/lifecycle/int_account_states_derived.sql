@@ -97,12 +97,14 @@ enriched as (
 with_family as (
     select
         enriched.*,
-        max(case when has_open_opportunity or is_customer then 1 else 0 end)
-            over (partition by family_id) = 1 as is_family_converted,
-        min(first_open_opportunity_date) over (partition by family_id)
+        max(case when enriched.has_open_opportunity or enriched.is_customer then 1 else 0 end)
+            over (partition by enriched.family_id) = 1 as is_family_converted,
+        min(enriched.first_open_opportunity_date) over (partition by enriched.family_id)
             as family_first_open_opportunity_date,
-        {{ dbt.datediff('last_touch_by_owner_date', as_of_date(), 'day') }} as days_since_owner_touch,
-        {{ dbt.datediff('distribution_date', as_of_date(), 'day') }} as days_since_distribution
+        {{ dbt.datediff('enriched.last_touch_by_owner_date', as_of_date(), 'day') }}
+            as days_since_owner_touch,
+        {{ dbt.datediff('enriched.distribution_date', as_of_date(), 'day') }}
+            as days_since_distribution
     from enriched
 ),
 

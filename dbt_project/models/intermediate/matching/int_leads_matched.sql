@@ -61,9 +61,15 @@ lead_parent_domains_deep as (
 ),
 
 lead_suffixes as (
-    select lead_id, parent_domain_1 as suffix_domain from lead_parent_domains_deep
+    select
+        lead_id,
+        parent_domain_1 as suffix_domain
+    from lead_parent_domains_deep
     union all
-    select lead_id, parent_domain_2 as suffix_domain from lead_parent_domains_deep
+    select
+        lead_id,
+        parent_domain_2 as suffix_domain
+    from lead_parent_domains_deep
     union all
     select lead_id, {{ parent_domain('parent_domain_2') }} as suffix_domain
     from lead_parent_domains_deep

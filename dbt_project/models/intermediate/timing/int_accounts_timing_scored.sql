@@ -27,7 +27,8 @@ ranked_types as (
     select
         per_type.*,
         row_number() over (
-            partition by account_id order by type_score desc, signal_type
+            partition by per_type.account_id
+            order by per_type.type_score desc, per_type.signal_type asc
         ) as strength_rank
     from per_type
 ),

@@ -64,7 +64,12 @@ rep_facts as (
 rep_rows as (
     select * from rep_facts
     union all
-    select 'all' as segment_key, is_eligible, capacity, open_slots from rep_facts
+    select
+        'all' as segment_key,
+        is_eligible,
+        capacity,
+        open_slots
+    from rep_facts
 ),
 
 account_metrics as (

@@ -23,7 +23,12 @@ eligible as (
 grouped as (
     select * from eligible
     union all
-    select 'all' as segment_key, rep_id, book_size, book_value_priority, book_value_fit
+    select
+        'all' as segment_key,
+        rep_id,
+        book_size,
+        book_value_priority,
+        book_value_fit
     from eligible
 ),
 

@@ -17,7 +17,9 @@ renamed as (
         created_date as created_at,
         cast(created_date as date) as changed_date
     from source
-    where not is_deleted
+    where
+        not is_deleted
+        and {{ is_not_quarantined('AccountHistory') }}
 )
 
 select * from renamed

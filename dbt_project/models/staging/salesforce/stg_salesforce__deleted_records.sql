@@ -1,12 +1,6 @@
 {#- Records whose latest version is deleted. Entity staging models drop them; this model keeps
     them countable (one row per object and id) so nothing disappears silently. -#}
-{%- set objects = [
-    ('User', 'user', 'system_modstamp'), ('Account', 'account', 'system_modstamp'),
-    ('Contact', 'contact', 'system_modstamp'), ('Lead', 'lead', 'system_modstamp'),
-    ('Opportunity', 'opportunity', 'system_modstamp'), ('Task', 'task', 'system_modstamp'),
-    ('Event', 'event', 'system_modstamp'), ('Signal__c', 'signal_c', 'system_modstamp'),
-    ('AccountHistory', 'account_history', 'created_date'),
-] -%}
+{%- set objects = salesforce_objects() -%}
 with
 
 {% for object_name, table, stamp in objects %}

@@ -8,8 +8,6 @@ renamed as (
     select
         cast(id as {{ dbt.type_string() }}) as lead_id,
         owner_id,
-        first_name,
-        last_name,
         company as company_name,
         lower(trim(email)) as email,
         website,
@@ -21,7 +19,9 @@ renamed as (
         cast(created_date as date) as created_date,
         system_modstamp as modified_at
     from source
-    where not is_deleted
+    where
+        not is_deleted
+        and {{ is_not_quarantined('Lead') }}
 )
 
 select * from renamed

@@ -20,7 +20,9 @@ renamed as (
         cast(created_date as date) as created_date,
         system_modstamp as modified_at
     from source
-    where not is_deleted
+    where
+        not is_deleted
+        and {{ is_not_quarantined('Opportunity') }}
 )
 
 select * from renamed

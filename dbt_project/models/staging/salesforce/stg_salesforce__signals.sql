@@ -17,7 +17,9 @@ renamed as (
         created_date as created_at,
         system_modstamp as modified_at
     from source
-    where not is_deleted
+    where
+        not is_deleted
+        and {{ is_not_quarantined('Signal__c') }}
 )
 
 select * from renamed
