@@ -1,44 +1,92 @@
-"""Great Expectations suites for the raw objects (imported lazily: GX takes seconds to import).
+"""Great Expectations suites of the table-level contract, over small frames of table facts.
 
-Two batches per object, both pandas frames fetched once from DuckDB:
-- the live table: table-level expectations (frozen columns present, row count not below the
-  baseline). A failure here blocks everything downstream.
-- the clean set (live rows minus this run's quarantine): the row rules' GX mirror. The SQL
-  rules already removed every bad row, so a failure here means the two disagree: also blocking,
-  because then the quarantine cannot be trusted.
+GX validates two frames that `contracts.engine` computes in DuckDB SQL (one row per raw table,
+one row per required column), never the raw tables themselves:
+- `tables`: object, table, present, live_rows, min_rows (the row-count floor from the previous
+  passed load); the table must exist and keep at least `min_rows` live rows.
+- `columns`: object, table, column, present_type (null when missing), contract_type (null when
+  the column is only required because the previous load had it); every frozen column must be
+  present with its contract type.
 
-Why not GX on the whole raw table for row rules: GX reaches DuckDB only through SQLAlchemy
-(`duckdb_engine`, not a dependency) or pandas, and it reports failing rows only as a capped
-sample of values, not as row ids; the quarantine needs every failing row's id, which one SQL
-statement per rule produces exactly and fast.
+Why facts and not the tables: GX 1.x reads DuckDB only through pandas, so validating raw tables
+meant copying every row into pandas (most of the contracts' time and memory at scale), and
+row-level rules need every failing row's id for the quarantine, which SQL produces exactly
+(`contracts.rules`). Each check lives in one place: row rules in SQL, table rules here.
+
+GX takes seconds to import, so it is imported lazily, once per process (`validator()`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from contracts.rules import RowRule
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
+TABLES = "tables"
+COLUMNS = "columns"
+
 
 @dataclass(frozen=True)
-class GxOutcome:
-    """Failed expectations of one object, as one-line texts."""
+class FactCheck:
+    """One GX expectation on a facts frame and how a failing row reads in the report."""
 
-    table_failures: tuple[str, ...]
-    clean_failures: tuple[str, ...]
-    evaluated: int  # expectations evaluated (both batches)
+    frame: str  # TABLES or COLUMNS
+    kind: str  # GX expectation class name
+    kwargs: dict[str, Any]
+    message: str  # str.format over the failing row's fields
+
+
+CHECKS = (
+    FactCheck(
+        TABLES,
+        "ExpectColumnValuesToBeInSet",
+        {"column": "present", "value_set": [True]},
+        "table {schema}.{table} is missing",
+    ),
+    FactCheck(
+        TABLES,
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "live_rows", "column_B": "min_rows", "or_equal": True},
+        "row_count: observed {live_rows} live rows, below the floor of {min_rows} "
+        "(previous load {baseline_rows}, {newly_deleted} newly deleted, at most {max_drop:.0%} "
+        "may vanish unexplained)",
+    ),
+    FactCheck(
+        COLUMNS,
+        "ExpectColumnValuesToNotBeNull",
+        {"column": "present_type"},
+        "column {column} is missing from {schema}.{table}",
+    ),
+    FactCheck(
+        COLUMNS,
+        "ExpectColumnPairValuesToBeEqual",
+        {
+            "column_A": "present_type",
+            "column_B": "contract_type",
+            "ignore_row_if": "either_value_is_missing",
+        },
+        "column {column} has type {present_type}, contract says {contract_type}",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class FactFailure:
+    """A failed expectation on one row of a facts frame."""
+
+    object: str
+    message: str
 
 
 class GxValidator:
-    """One ephemeral GX context for a contract run (building it costs more than validating)."""
+    """An ephemeral GX context with one pandas asset per facts frame and the fixed suites."""
 
     def __init__(self) -> None:
         # No network calls from a data pipeline: analytics off before GX reads its config.
@@ -46,54 +94,62 @@ class GxValidator:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = context.data_sources.add_pandas("contract_facts")
+        self._batches = {
+            frame: source.add_dataframe_asset(name=frame).add_batch_definition_whole_dataframe(
+                f"{frame}_all"
+            )
+            for frame in (TABLES, COLUMNS)
+        }
+        self._suites = {
+            frame: [
+                (check, getattr(gx.expectations, check.kind)(**check.kwargs))
+                for check in CHECKS
+                if check.frame == frame
+            ]
+            for frame in (TABLES, COLUMNS)
+        }
         self._gx = gx
-        self._context = gx.get_context(mode="ephemeral")
-        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self._source = self._context.data_sources.add_pandas("raw_salesforce")
 
-    def _validate(self, name: str, frame: pd.DataFrame, expectations: list[Any]) -> list[str]:
-        gx = self._gx
-        asset = self._source.add_dataframe_asset(name=name)
-        batch = asset.add_batch_definition_whole_dataframe(f"{name}_all").get_batch(
-            batch_parameters={"dataframe": frame}
-        )
-        suite = gx.ExpectationSuite(name=name, expectations=expectations)
-        result = batch.validate(suite)
-        failures = []
-        for item in result.results:
-            if item.success:
+    def validate(self, frames: dict[str, pd.DataFrame]) -> list[FactFailure]:
+        """Every failing (check, row) of the facts frames, in CHECKS order."""
+        failures: list[FactFailure] = []
+        for frame_name, frame in frames.items():
+            if frame.empty:
                 continue
-            config = item.expectation_config
-            kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}
-            observed = item.result.get("observed_value", item.result.get("unexpected_count"))
-            failures.append(f"{config.type} {kwargs} (observed {observed})")
+            pairs = self._suites[frame_name]
+            suite = self._gx.ExpectationSuite(
+                name=f"contract_{frame_name}", expectations=[e for _, e in pairs]
+            )
+            batch = self._batches[frame_name].get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+            by_type = {e.expectation_type: check for check, e in pairs}
+            for item in result.results:
+                if item.success:
+                    continue
+                check = by_type[item.expectation_config.type]
+                rows = item.result.get("unexpected_index_list")
+                if rows is None:  # an exception inside GX: no rows to name, still blocking
+                    info = item.exception_info or {}
+                    raise RuntimeError(
+                        f"GX could not evaluate {check.kind} on {frame_name}: {info}"
+                    )
+                for index in rows:
+                    row = frame.loc[index].to_dict()
+                    failures.append(FactFailure(str(row["object"]), check.message.format(**row)))
         return failures
 
-    def validate(
-        self,
-        obj: str,
-        frame: pd.DataFrame,
-        quarantined: pd.Series,
-        *,
-        frozen: list[str],
-        min_rows: int,
-        rules: tuple[RowRule, ...],
-    ) -> GxOutcome:
-        """Table-level suite on `frame`; the rules' mirror on `frame[~quarantined]`."""
-        ex = self._gx.expectations
-        table_suite = [
-            ex.ExpectTableColumnsToMatchSet(column_set=frozen, exact_match=False),
-            ex.ExpectTableRowCountToBeBetween(min_value=min_rows),
-        ]
-        clean_suite = []
-        for rule in rules:
-            if rule.gx is None or rule.gx[1]["column"] not in frame.columns:
-                continue
-            kind, kwargs = rule.gx
-            clean_suite.append(getattr(ex, kind)(**kwargs))
-        table_failures = self._validate(f"{obj}_table", frame, table_suite)
-        clean = frame.loc[~quarantined].reset_index(drop=True)
-        clean_failures = self._validate(f"{obj}_clean", clean, clean_suite) if clean_suite else []
-        return GxOutcome(
-            tuple(table_failures), tuple(clean_failures), len(table_suite) + len(clean_suite)
-        )
+
+_lock = threading.Lock()
+_validator: GxValidator | None = None
+
+
+def validator() -> GxValidator:
+    """The process-wide validator (GX is imported and its context built only once)."""
+    global _validator
+    with _lock:
+        if _validator is None:
+            _validator = GxValidator()
+        return _validator

@@ -68,9 +68,6 @@ class RowRule:
     reason: str
     live_only: bool = True  # tombstones (is_deleted = true) only need a well-formed id
 
-    # GX mirror of the rule on the clean set (None: SQL only, e.g. referential rules).
-    gx: tuple[str, dict] | None = None
-
 
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
@@ -88,10 +85,6 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
             f"or left(t.id, 3) <> {_sql_text(prefix)}",
             f"Id must be a 15/18-character {spec.name} id starting with {prefix!r}",
             live_only=False,
-            gx=(
-                "ExpectColumnValuesToMatchRegex",
-                {"column": "id", "regex": f"^{prefix}[A-Za-z0-9]{{12}}(?:[A-Za-z0-9]{{3}})?$"},
-            ),
         )
     ]
     for f in spec.fields:
@@ -106,7 +99,6 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
                     col,
                     f"t.{col} is null",
                     f"{f.name} is required",
-                    gx=("ExpectColumnValuesToNotBeNull", {"column": col}),
                 )
             )
         if f.type == "reference":
@@ -118,7 +110,6 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
                     f"t.{col} is not null and not regexp_full_match(t.{col}, "
                     f"{_sql_text(ID_PATTERN)})",
                     f"{f.name} must be a 15/18-character Salesforce id",
-                    gx=("ExpectColumnValuesToMatchRegex", {"column": col, "regex": ID_PATTERN}),
                 )
             )
             if f.name in REFERENCE_CHECKS and f.reference_to in object_specs():
@@ -142,7 +133,6 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
                     col,
                     f"t.{col} is not null and t.{col} not in ({allowed})",
                     f"{f.name} must be one of {list(f.picklist)}",
-                    gx=("ExpectColumnValuesToBeInSet", {"column": col, "value_set": f.picklist}),
                 )
             )
         if f.type == "email":
@@ -154,7 +144,6 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
                     f"t.{col} is not null and not regexp_full_match(t.{col}, "
                     f"{_sql_text(EMAIL_PATTERN)})",
                     f"{f.name} must be an e-mail address",
-                    gx=("ExpectColumnValuesToMatchRegex", {"column": col, "regex": EMAIL_PATTERN}),
                 )
             )
         bounds = RANGES.get((spec.name, f.name))
@@ -172,10 +161,6 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
                     col,
                     f"t.{col} is not null and ({' or '.join(tests)})",
                     f"{f.name} must be within [{low}, {high}]",
-                    gx=(
-                        "ExpectColumnValuesToBeBetween",
-                        {"column": col, "min_value": low, "max_value": high},
-                    ),
                 )
             )
     return rules

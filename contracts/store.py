@@ -4,7 +4,8 @@
 `ops.quarantined_ids` is what is excluded *now*: the rows flagged by the latest contract run
 (raw is merged state, so each run re-checks every row; a row fixed in the CRM leaves
 quarantine on the next run). `ops.contract_loads` keeps each run's table counts and columns:
-the baseline of the next run's row-count and frozen-column rules.
+the baseline of the next run's row-count and frozen-column rules, and a fingerprint that lets
+a run over unchanged raw data reuse the previous results.
 """
 
 from __future__ import annotations
@@ -41,9 +42,14 @@ DDL = (
         live_rows bigint not null,
         deleted_rows bigint not null,
         columns varchar[] not null,
-        passed boolean not null
+        passed boolean not null,
+        max_load_id varchar,          -- newest _dlt_load_id in the table
+        fingerprint varchar           -- rules + column types + max_load_id (unchanged-raw check)
     )
     """,
+    # warehouses created before the unchanged-raw check
+    "alter table ops.contract_loads add column if not exists max_load_id varchar",
+    "alter table ops.contract_loads add column if not exists fingerprint varchar",
     """
     create or replace view ops.quarantined_ids as
     select distinct quarantine.object, quarantine.record_id

@@ -16,7 +16,8 @@ above `bulk_threshold` rows, goes through Bulk API 2.0 (CSV pages parsed to Arro
 incremental pulls use the REST query.
 
 Two write paths, one per concern:
-- incremental runs (the raw table holds rows): the dlt merge resource below;
+- incremental runs (the raw table holds rows): the dlt merge resource below, only for objects
+  whose first page has new rows; a run where no object changed does not start dlt at all;
 - the first load of an object (raw table absent or empty): dlt creates the typed table from an
   empty batch (so its schema and state own the table), then Bulk 2.0 pages are appended
   straight from Arrow into DuckDB with the same columns, that dlt load's `_dlt_load_id` and a
@@ -28,6 +29,7 @@ Two write paths, one per concern:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -103,36 +105,67 @@ def _soql_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _loaded_window(
-    warehouse_path: Path, spec: ObjectSpec, lookback: timedelta
-) -> tuple[datetime | None, pl.DataFrame]:
-    """(lower bound for the next pull, (id, cursor) pairs already loaded at/after it)."""
-    cursor = snake(spec.cursor)
-    empty = pl.DataFrame(
-        {"id": [], cursor: []}, schema={"id": pl.String, cursor: pl.Datetime("us", "UTC")}
-    )
+def _loaded_windows(
+    warehouse_path: Path, specs: Sequence[ObjectSpec], lookback: timedelta
+) -> tuple[dict[str, tuple[datetime | None, pl.DataFrame]], set[str]]:
+    """Per object: (lower bound for the next pull, (id, cursor) pairs already loaded at/after
+    it); and the objects whose raw table exists but is empty.
+
+    One read-only connection for all objects (opening the file is most of the cost when
+    nothing changed)."""
+    out = {spec.name: (None, _empty_seen(spec)) for spec in specs}
     if not warehouse_path.exists():
-        return None, empty
+        return out, set()
     con = duckdb.connect(str(warehouse_path), read_only=True)
     try:
-        found = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [DATASET, spec.table],
-        ).fetchall()[0][0]
-        if not found:
-            return None, empty
         con.execute("set TimeZone = 'UTC'").fetchall()
-        latest = con.execute(f'select max("{cursor}") from {DATASET}."{spec.table}"').fetchall()
-        if latest[0][0] is None:
-            return None, empty
-        since = latest[0][0] - lookback
-        seen_arrow = con.sql(
-            f'select id, "{cursor}" from {DATASET}."{spec.table}" where "{cursor}" >= $since',
-            params={"since": since},
-        ).to_arrow_table()
+        tables = {
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = ?",
+                [DATASET],
+            ).fetchall()
+        }
+        for spec in specs:
+            if spec.table in tables:
+                out[spec.name] = _loaded_window(con, spec, lookback)
     finally:
         con.close()
+    empty = {s.name for s in specs if s.table in tables and out[s.name][0] is None}
+    return out, empty
+
+
+def _crm_is_empty(conn: SalesforceConnection, spec: ObjectSpec) -> bool:
+    """True when the CRM has no rows of `spec` at all (deleted/archived included).
+
+    Why: an object loaded before but still empty would otherwise start a first load, and with
+    it a dlt run, on every run."""
+    pages = conn.query_all_pages(f"SELECT Id FROM {spec.name} LIMIT 1", include_deleted=True)
+    try:
+        return not next(pages, [])
+    finally:
+        pages.close()
+
+
+def _empty_seen(spec: ObjectSpec) -> pl.DataFrame:
+    cursor = snake(spec.cursor)
+    return pl.DataFrame(
+        {"id": [], cursor: []}, schema={"id": pl.String, cursor: pl.Datetime("us", "UTC")}
+    )
+
+
+def _loaded_window(
+    con: duckdb.DuckDBPyConnection, spec: ObjectSpec, lookback: timedelta
+) -> tuple[datetime | None, pl.DataFrame]:
+    cursor = snake(spec.cursor)
+    latest = con.execute(f'select max("{cursor}") from {DATASET}."{spec.table}"').fetchall()
+    if latest[0][0] is None:
+        return None, _empty_seen(spec)
+    since = latest[0][0] - lookback
+    seen_arrow = con.sql(
+        f'select id, "{cursor}" from {DATASET}."{spec.table}" where "{cursor}" >= $since',
+        params={"since": since},
+    ).to_arrow_table()
     seen = pl.DataFrame(pl.from_arrow(seen_arrow)).with_columns(
         pl.col(cursor).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     )
@@ -196,28 +229,18 @@ def _object_rows(
 
 
 def salesforce_source(
-    conn: SalesforceConnection,
-    windows: dict[str, tuple[datetime | None, pl.DataFrame]],
-    cfg: IngestConfig,
-    tallies: dict[str, _Tally],
-    progress: Progress | None = None,
+    batches: dict[str, Iterator[pa.Table]],
 ):
-    """The dlt source: one merge-on-id resource per object in `windows` (name -> loaded window).
+    """The dlt source: one merge-on-id resource per object in `batches` (name -> Arrow batches).
 
     An object never loaded yet gets an empty typed batch: dlt creates its table, and
     `_first_load` fills it."""
     specs = object_specs()
     resources = []
-    for name, (since, seen) in windows.items():
+    for name, rows in batches.items():
         spec = specs[name]
-        tally = tallies.setdefault(name, _Tally(since=since))
         hints = spec.column_hints
         hints[snake(spec.cursor)]["dedup_sort"] = "desc"
-        rows = (
-            iter([spec.arrow_schema.empty_table()])
-            if since is None
-            else _object_rows(conn, spec, since, seen, cfg, tally, progress)
-        )
         resources.append(
             dlt.resource(
                 rows,
@@ -234,6 +257,32 @@ def salesforce_source(
         return resources
 
     return salesforce()
+
+
+def _changed_batches(
+    conn: SalesforceConnection,
+    specs: Sequence[ObjectSpec],
+    windows: dict[str, tuple[datetime | None, pl.DataFrame]],
+    cfg: IngestConfig,
+    tallies: dict[str, _Tally],
+    progress: Progress | None,
+) -> dict[str, Iterator[pa.Table]]:
+    """Batches of every already-loaded object that has new rows; objects without are left out.
+
+    Each object's first page is read here (whether anything changed is known only then); the
+    rest streams while dlt loads. Why: an object with nothing new would cost dlt's per-resource
+    extract/normalise/load work for nothing, and a run where nothing changed needs no dlt at
+    all."""
+    out: dict[str, Iterator[pa.Table]] = {}
+    for spec in specs:
+        since, seen = windows[spec.name]
+        if since is None:
+            continue
+        rows = _object_rows(conn, spec, since, seen, cfg, tallies[spec.name], progress)
+        head = next(rows, None)
+        if head is not None:
+            out[spec.name] = itertools.chain([head], rows)
+    return out
 
 
 def _read_ahead(items: Iterator, depth: int = 2) -> Iterator:
@@ -380,18 +429,27 @@ def run_salesforce_ingest(
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise ValueError(f"unknown CRM object(s) {unknown}; known: {list(specs)}")
-    windows = {name: _loaded_window(path, specs[name], cfg.lookback) for name in names}
-    first = [name for name in names if windows[name][0] is None]
-    pipeline = make_pipeline(path, cfg.pipelines_dir)
-    tallies: dict[str, _Tally] = {}
-    info = pipeline.run(salesforce_source(conn, windows, cfg, tallies, progress))
-    info.raise_on_failed_jobs()
-    if first:
-        if not info.loads_ids:
-            raise RuntimeError(f"dlt created no load for the first load of {first}")
-        _first_load(
-            conn, path, [specs[n] for n in first], info.loads_ids[-1], cfg, tallies, progress
-        )
+    windows, empty = _loaded_windows(path, [specs[n] for n in names], cfg.lookback)
+    tallies = {name: _Tally(since=windows[name][0]) for name in names}
+    first = [
+        name
+        for name in names
+        if windows[name][0] is None and not (name in empty and _crm_is_empty(conn, specs[name]))
+    ]
+    batches = _changed_batches(conn, [specs[n] for n in names], windows, cfg, tallies, progress)
+    batches |= {name: iter([specs[name].arrow_schema.empty_table()]) for name in first}
+    if batches:
+        pipeline = make_pipeline(path, cfg.pipelines_dir)
+        info = pipeline.run(salesforce_source(batches))
+        info.raise_on_failed_jobs()
+        if first:
+            if not info.loads_ids:
+                raise RuntimeError(f"dlt created no load for the first load of {first}")
+            _first_load(
+                conn, path, [specs[n] for n in first], info.loads_ids[-1], cfg, tallies, progress
+            )
+    else:
+        log.info("no CRM rows changed since the last load: nothing to load")
     stats = {}
     for name in names:
         t = tallies[name]

@@ -192,3 +192,77 @@ def _snake(name: str) -> str:
     from ingest.fields import snake
 
     return snake(name)
+
+
+def _no_gx(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contracts import gx_suites
+
+    def fail() -> None:
+        raise AssertionError("GX was needed for unchanged raw data")
+
+    monkeypatch.setattr(gx_suites, "validator", fail)
+
+
+def _quarantined_ids(path: Path) -> set[tuple[str, str]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return set(con.execute("select object, record_id from ops.quarantined_ids").fetchall())
+
+
+def test_unchanged_raw_carries_the_previous_results_forward_without_gx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.duckdb"
+    good = build_good_world(path, n_accounts=300, n_contacts=50)
+    bad = _bad_rows(good.users, good.accounts, 30)
+    with duckdb.connect(str(path)) as con:
+        insert_rows(con, "Account", [{k: v for k, v in r.items() if k != "_rule"}
+                                     for r in bad["Account"]])  # fmt: skip
+    first = run_contracts(path, "r1", detected_at=RUN_AT)
+    assert first.passed and not first.carried_forward
+    before = _quarantined_ids(path)
+    assert first.quarantined["Account"] == len(bad["Account"])
+    assert len(before) == sum(1 for r in bad["Account"] if r["Id"])  # null ids: no record id
+    _no_gx(monkeypatch)
+    second = run_contracts(path, "r2", detected_at=RUN_AT)
+    assert second.carried_forward and second.passed
+    assert second.quarantined == first.quarantined
+    assert second.quarantined_by_rule == first.quarantined_by_rule
+    assert {n: t.live_rows for n, t in second.tables.items()} == {
+        n: t.live_rows for n, t in first.tables.items()
+    }
+    assert _quarantined_ids(path) == before  # the latest run (r2) excludes the same rows
+
+
+def test_any_change_or_a_failed_run_means_a_full_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contracts.engine as engine
+
+    path = tmp_path / "w.duckdb"
+    good = build_good_world(path, n_accounts=300, n_contacts=50)
+    assert run_contracts(path, "r1", detected_at=RUN_AT).passed
+    # one new bad row, same load id as every other row: the row count tells
+    bad = _bad_rows(good.users, good.accounts, 11)["Account"][-1]
+    with duckdb.connect(str(path)) as con:
+        insert_rows(con, "Account", [{k: v for k, v in bad.items() if k != "_rule"}])
+    second = run_contracts(path, "r2", detected_at=RUN_AT)
+    assert not second.carried_forward
+    assert second.quarantined_by_rule == {f"Account.{bad['_rule']}": 1}
+    # same counts, but a newer load replaced a row: the newest load id tells
+    with duckdb.connect(str(path)) as con:
+        con.execute("update raw_salesforce.contact set _dlt_load_id = '1800000000.1', "
+                    "email = 'not-an-email' where id = (select min(id) from "
+                    "raw_salesforce.contact)")  # fmt: skip
+    third = run_contracts(path, "r3", detected_at=RUN_AT)
+    assert not third.carried_forward and third.quarantined["Contact"] == 1
+    # changed rules: nothing carried forward either
+    monkeypatch.setattr(engine, "RULES_VERSION", "changed")
+    assert not run_contracts(path, "r4", detected_at=RUN_AT).carried_forward
+    assert run_contracts(path, "r5", detected_at=RUN_AT).carried_forward
+    # a blocked run is never carried forward: unchanged raw is checked (and blocks) again
+    with duckdb.connect(str(path)) as con:
+        con.execute("alter table raw_salesforce.user drop column book_role_c")
+    assert not run_contracts(path, "r6", detected_at=RUN_AT).passed
+    again = run_contracts(path, "r7", detected_at=RUN_AT)
+    assert not again.carried_forward and not again.passed
+    assert "user: column book_role_c is missing from raw_salesforce.user" in again.failures

@@ -168,3 +168,33 @@ def test_large_incremental_pull_switches_to_bulk(world):
     world.store.update("Account", [{"Id": a, "Industry": "Retail"} for a in world.accounts[:10]])
     stats = run_salesforce_ingest(world.conn, world.warehouse, objects=["Account"], config=cfg)
     assert stats["Account"].method == "bulk" and stats["Account"].rows_loaded == 10
+
+
+def test_only_changed_objects_reach_dlt_and_an_idle_run_skips_it(world, monkeypatch):
+    import ingest.salesforce as sf
+
+    run_salesforce_ingest(world.conn, world.warehouse)
+    world.store.clock.advance(timedelta(hours=1))
+    world.store.update("Account", [{"Id": world.accounts[0], "Industry": "Retail"}])
+    real_source = sf.salesforce_source
+    given: list[list[str]] = []
+
+    def spy(batches):
+        given.append(sorted(batches))
+        return real_source(batches)
+
+    monkeypatch.setattr(sf, "salesforce_source", spy)
+    changed = run_salesforce_ingest(world.conn, world.warehouse)
+    # the other eight objects never reach dlt
+    # AccountHistory stays empty in the CRM (no tracked field changed): it is not reloaded
+    assert loaded(changed) == {"Account": 1}
+    assert given == [["Account"]]
+
+    def no_dlt(*args, **kwargs):
+        raise AssertionError("dlt pipeline built although nothing changed")
+
+    monkeypatch.setattr(sf, "make_pipeline", no_dlt)
+    before = raw_hash(world.warehouse)
+    idle = run_salesforce_ingest(world.conn, world.warehouse)
+    assert loaded(idle) == {} and idle["Account"].rows_fetched >= 1  # look-back re-read
+    assert raw_hash(world.warehouse) == before
