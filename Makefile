@@ -12,8 +12,10 @@ export BOOKS_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 .PHONY: setup demo test lint ui lock
 
 # Idempotent: creates .venv only if missing; uv leaves already-installed pins untouched.
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
+# process would otherwise recompile dagster, dbt, dlt and GX from source on import.
 setup: $(BIN)/uv
-	$(BIN)/uv pip install --quiet -p $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode -p $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet -p $(BIN)/python -e . --no-deps \
 		--config-settings editable_mode=compat
 
