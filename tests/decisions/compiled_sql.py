@@ -112,7 +112,10 @@ class CompiledRunner:
     """
 
     def __init__(
-        self, models: Mapping[str, CompiledModel], inputs: Iterable[str], targets: Iterable[str]
+        self,
+        models: Mapping[str, CompiledModel],
+        inputs: Iterable[str],
+        targets: Iterable[str],
     ) -> None:
         self.models = dict(models)
         self.inputs = set(inputs)
@@ -131,6 +134,7 @@ class CompiledRunner:
             graph[name] = {dep for dep in model.depends_on if dep not in self.inputs}
             pending.extend(model.depends_on)
         self.order = list(TopologicalSorter(graph).static_order())
+        self._subset_orders: dict[tuple[str, ...], list[str]] = {}
         # One thread: tiny tables, and per-query scheduling overhead dominates otherwise.
         self.con = duckdb.connect(config={"threads": 1})
         for catalog in sorted({model.database for model in self.models.values()}):
@@ -139,7 +143,8 @@ class CompiledRunner:
             self.con.execute(f'create schema if not exists "{catalog}"."{schema}"')
 
     def load(self, name: str, frame: pl.DataFrame) -> None:
-        """Create input model `name` as a table holding `frame`."""
+        """Create input model `name` as a table holding `frame` (a table: views over the Arrow
+        data measured slower, each model reading an input scans it again)."""
         relation = self.models[name].relation
         self.con.register("_input_frame", frame.to_arrow())
         try:
@@ -147,9 +152,12 @@ class CompiledRunner:
         finally:
             self.con.unregister("_input_frame")
 
-    def run(self) -> None:
-        """Execute every model in dependency order (each as a table, like dbt's first run)."""
-        for name in self.order:
+    def run(self, targets: Iterable[str] | None = None) -> None:
+        """Execute the models in dependency order, each as a table like dbt's first run.
+
+        `targets` limits the run to those models and their upstream models (a property that
+        only reads the distributions need not pay for the sync payload)."""
+        for name in self._order_for(tuple(targets) if targets is not None else None):
             model = self.models[name]
             try:
                 self.con.execute(
@@ -157,6 +165,23 @@ class CompiledRunner:
                 )
             except duckdb.Error as error:
                 raise RuntimeError(f"compiled SQL of model {name} failed: {error}") from error
+
+    def _order_for(self, targets: tuple[str, ...] | None) -> list[str]:
+        if targets is None:
+            return self.order
+        if targets not in self._subset_orders:
+            needed: set[str] = set()
+            pending = list(targets)
+            while pending:
+                name = pending.pop()
+                if name not in needed and name not in self.inputs:
+                    needed.add(name)
+                    pending.extend(self.models[name].depends_on)
+            unknown = needed - set(self.order)
+            if unknown:
+                raise KeyError(f"models outside this runner's targets: {sorted(unknown)}")
+            self._subset_orders[targets] = [name for name in self.order if name in needed]
+        return self._subset_orders[targets]
 
     def frame(self, name: str, order_by: str | None = None) -> pl.DataFrame:
         """The rows of model `name` (optionally ordered, for stable comparisons)."""

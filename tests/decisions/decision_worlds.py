@@ -14,7 +14,7 @@ import polars as pl
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-SEGMENTS = ("enterprise", "smb")
+SEGMENTS = ("enterprise", "midmarket", "smb", "startup")
 REASONS = ("bad_data", "disqualified", "not_now", "get_back_to_me", "no_response", "duplicate")
 OWNED_STATES = ("working", "stale", "converted")
 POOL_STATES = ("ready", "resting", "review", "retired")
@@ -49,6 +49,20 @@ CRM_SCHEMA = {
 }  # fmt: skip
 
 
+OPPORTUNITY_SCHEMA = {
+    "opportunity_id": pl.String, "account_id": pl.String, "is_closed": pl.Boolean,
+    "close_date_push_count": pl.Int64,
+}  # fmt: skip
+LEAD_SCHEMA = {
+    "lead_id": pl.String, "owner_id": pl.String, "is_converted": pl.Boolean,
+    "created_date": pl.Date,
+}  # fmt: skip
+LEAD_MATCH_SCHEMA = {
+    "lead_id": pl.String, "match_status": pl.String, "match_method": pl.String,
+    "matched_account_id": pl.String,
+}  # fmt: skip
+
+
 @dataclass
 class Rep:
     rep_id: str
@@ -65,13 +79,17 @@ class World:
     reps: list[Rep]
     pool_users: list[str]
     accounts: list[dict] = field(default_factory=list)
+    opportunities: list[dict] = field(default_factory=list)
+    leads: list[dict] = field(default_factory=list)
 
     def rep(self, rep_id: str) -> Rep | None:
         return next((rep for rep in self.reps if rep.rep_id == rep_id), None)
 
-    def frames(self) -> dict[str, pl.DataFrame]:
-        """The input models: int_accounts_classified, int_reps_capacity, int_users_classified,
-        stg_salesforce__accounts."""
+    def frames(self, shuffle_seed: int | None = None) -> dict[str, pl.DataFrame]:
+        """The input models (int_accounts_classified, int_reps_capacity, int_users_classified,
+        stg_salesforce__accounts, stg_salesforce__opportunities, stg_salesforce__leads,
+        int_leads_matched); rows shuffled when a seed is given (same rows, another order:
+        decisions must not depend on row order)."""
         accounts = pl.DataFrame(self.accounts, schema=ACCOUNT_SCHEMA)
         users = [{"user_id": u, "owner_kind": "pool", "is_active": True} for u in self.pool_users]
         users += [
@@ -94,11 +112,27 @@ class World:
             }  # fmt: skip
             for row in self.accounts
         ]
-        return {
+        frames = {
             "int_accounts_classified": accounts,
             "int_reps_capacity": pl.DataFrame(self.capacity_rows(), schema=REP_SCHEMA),
             "int_users_classified": pl.DataFrame(users, schema=USER_SCHEMA),
             "stg_salesforce__accounts": pl.DataFrame(crm, schema=CRM_SCHEMA),
+            "stg_salesforce__opportunities": pl.DataFrame(
+                self.opportunities, schema=OPPORTUNITY_SCHEMA
+            ),
+            "stg_salesforce__leads": pl.DataFrame(
+                [{key: lead[key] for key in LEAD_SCHEMA} for lead in self.leads], schema=LEAD_SCHEMA
+            ),
+            "int_leads_matched": pl.DataFrame(
+                [{key: lead[key] for key in LEAD_MATCH_SCHEMA} for lead in self.leads],
+                schema=LEAD_MATCH_SCHEMA,
+            ),
+        }
+        if shuffle_seed is None:
+            return frames
+        return {
+            name: frame.sample(fraction=1.0, shuffle=True, seed=shuffle_seed)
+            for name, frame in frames.items()
         }
 
     def capacity_rows(self) -> list[dict]:
@@ -142,26 +176,31 @@ def account_row(account_id: str, **values) -> dict:
 
 @st.composite
 def worlds(draw) -> World:
-    """Any small world: reps (some ineligible), pool users, families, every state, return
-    requests (valid and not), hot signals, blocked reps, open opportunities."""
+    """Any small world (1-4 segments, 2-8 reps, 5-80 accounts): reps (some ineligible), pool
+    users, families, every state, return requests (valid and not), hot signals, blocked reps,
+    open opportunities."""
     as_of = dt.date(2025, 1, 6) + dt.timedelta(days=7 * draw(st.integers(0, 60)))
+    segments = SEGMENTS[: draw(st.integers(1, len(SEGMENTS)))]
     reps = [
         Rep(
             rep_id=f"005R{index:02d}",
-            segment_key=draw(st.sampled_from(SEGMENTS)),
+            segment_key=draw(st.sampled_from(segments)),
             is_eligible=draw(st.booleans() | st.just(True)),
             fit_capacity=draw(st.integers(0, 6)),
             intent_capacity=draw(st.integers(0, 3)),
             max_new_per_run=draw(st.integers(0, 8)),
         )
-        for index in range(draw(st.integers(1, 5)))
+        for index in range(draw(st.integers(2, 8)))
     ]
     pool_users = [f"005P{index:02d}" for index in range(draw(st.integers(1, 3)))]
     world = World(as_of_date=as_of, reps=reps, pool_users=pool_users)
+    account_count = draw(st.integers(5, 80))
     counter = 0
-    for family_index in range(draw(st.integers(0, 14))):
-        size = draw(st.integers(1, 3))
-        segment = draw(st.sampled_from(SEGMENTS))
+    family_index = 0
+    while counter < account_count:
+        family_index += 1
+        size = min(draw(st.integers(1, 3)), account_count - counter)
+        segment = draw(st.sampled_from(segments))
         family_owner = draw(st.sampled_from([rep.rep_id for rep in reps]))
         family_id = f"001F{family_index:02d}" if size > 1 else None
         for member in range(size):
@@ -180,6 +219,7 @@ def worlds(draw) -> World:
             if pending is not None:
                 requester = draw(st.sampled_from([owner, owner, reps[0].rep_id, None]))
             blocked = state == "ready" and draw(st.integers(0, 9)) == 0
+            last_touch = as_of - dt.timedelta(days=draw(st.integers(0, 90)))
             world.accounts.append(
                 account_row(
                     account_id,
@@ -190,7 +230,7 @@ def worlds(draw) -> World:
                     owner_id=owner,
                     owner_kind=owner_kind,
                     state=state,
-                    fit_score=float(draw(st.integers(0, 100))),
+                    fit_score=float(timing),  # carried into decision rows, never decides
                     timing_score=timing,
                     is_in_market=timing >= 30,
                     is_hot=timing >= 70,
@@ -198,8 +238,8 @@ def worlds(draw) -> World:
                     priority_score=float(draw(st.integers(0, 100))),
                     has_open_opportunity=state == "converted"
                     or (state == "stale" and draw(st.integers(0, 4)) == 0),
-                    last_touch_by_owner_date=as_of - dt.timedelta(days=draw(st.integers(0, 90))),
-                    last_meaningful_touch_date=as_of - dt.timedelta(days=draw(st.integers(0, 90))),
+                    last_touch_by_owner_date=last_touch,
+                    last_meaningful_touch_date=last_touch,
                     pending_return_reason=pending,
                     return_requested_by_id=requester
                     if pending
@@ -210,6 +250,22 @@ def worlds(draw) -> World:
                     else None,
                 )
             )
+            if world.accounts[-1]["has_open_opportunity"]:
+                world.opportunities.append({
+                    "opportunity_id": f"006{account_id}", "account_id": account_id,
+                    "is_closed": False, "close_date_push_count": draw(st.integers(0, 5)),
+                })  # fmt: skip
+            if draw(st.integers(0, 3)) == 0:
+                matched = draw(st.integers(0, 3)) > 0
+                world.leads.append({
+                    "lead_id": f"00Q{account_id}",
+                    "owner_id": draw(st.sampled_from([owner, *pool_users])),
+                    "is_converted": draw(st.integers(0, 5)) == 0,
+                    "created_date": as_of - dt.timedelta(days=draw(st.integers(-3, 40))),
+                    "match_status": "matched" if matched else "ambiguous",
+                    "match_method": "domain",
+                    "matched_account_id": account_id if matched else None,
+                })  # fmt: skip
     return world
 
 

@@ -26,17 +26,52 @@
     mod(mod({{ dividend }}, {{ divisor }}) + {{ divisor }}, {{ divisor }})
 {%- endmacro %}
 
-{#- The integers 1..10000 as a derived table with one column `number` (no generate_series,
-    no recursion: portable to every engine). Rounds and pool levels never need more. -#}
-{% macro decisions_numbers() -%}
+{#- Each row of `relation` repeated `count_column` times, numbered 1..count in `number_column`
+    (rows with a count below 1 or null vanish): the rounds a rep picks in. Engine-specific, so
+    only the numbers needed are generated (DuckDB/Spark expand an array per row). -#}
+{% macro decisions_expand_rows(relation, count_column, number_column) -%}
+    {{ return(adapter.dispatch('decisions_expand_rows', 'dynamic_books')(
+        relation, count_column, number_column)) }}
+{%- endmacro %}
+
+{% macro duckdb__decisions_expand_rows(relation, count_column, number_column) -%}
     (
         select
-            1 + ones.digit + 10 * tens.digit + 100 * hundreds.digit
-            + 1000 * thousands.digit as number
-        from {{ decisions_digits('ones') }}
-        cross join {{ decisions_digits('tens') }}
-        cross join {{ decisions_digits('hundreds') }}
-        cross join {{ decisions_digits('thousands') }}
+            expanded.*,
+            unnest(generate_series(1, cast(expanded.{{ count_column }} as bigint)))
+            as {{ number_column }}
+        from {{ relation }} as expanded
+        where expanded.{{ count_column }} >= 1
+    )
+{%- endmacro %}
+
+{% macro spark__decisions_expand_rows(relation, count_column, number_column) -%}
+    (
+        select
+            expanded.*,
+            explode(sequence(1, cast(expanded.{{ count_column }} as int))) as {{ number_column }}
+        from {{ relation }} as expanded
+        where expanded.{{ count_column }} >= 1
+    )
+{%- endmacro %}
+
+{#- Portable fallback: join to 1..10000 from digit cross joins (no generate_series or
+    recursion needed); a rep never has more picks in one run. -#}
+{% macro default__decisions_expand_rows(relation, count_column, number_column) -%}
+    (
+        select
+            expanded.*,
+            numbers.number as {{ number_column }}
+        from {{ relation }} as expanded
+        inner join (
+            select 1 + ones.digit + 10 * tens.digit + 100 * hundreds.digit
+                + 1000 * thousands.digit as number
+            from {{ decisions_digits('ones') }}
+            cross join {{ decisions_digits('tens') }}
+            cross join {{ decisions_digits('hundreds') }}
+            cross join {{ decisions_digits('thousands') }}
+        ) as numbers
+            on numbers.number <= expanded.{{ count_column }}
     )
 {%- endmacro %}
 
@@ -67,26 +102,16 @@
         slot_rows.segment_key,
         slot_rows.round_number,
         row_number() over (
-            partition by slot_rows.segment_key, slot_rows.round_number
-            order by slot_rows.snake_key
-        ) as round_position,
-        row_number() over (
             partition by slot_rows.segment_key
-            order by slot_rows.round_number, slot_rows.snake_key
+            order by
+                slot_rows.round_number,
+                case
+                    when {{ decisions_mod('slot_rows.round_number', 2) }} = 1
+                        then slot_rows.rotation_position
+                    else -1 * slot_rows.rotation_position
+                end
         ) as pick_number
-    from (
-        select
-            slots.rep_id,
-            slots.segment_key,
-            numbers.number as round_number,
-            case
-                when {{ decisions_mod('numbers.number', 2) }} = 1 then slots.rotation_position
-                else -1 * slots.rotation_position
-            end as snake_key
-        from {{ slots_cte }} as slots
-        inner join {{ decisions_numbers() }} as numbers
-            on numbers.number <= slots.pick_limit
-    ) as slot_rows
+    from {{ decisions_expand_rows(slots_cte, 'pick_limit', 'round_number') }} as slot_rows
 ),
 
 {{ name }}_ranked as (
@@ -102,7 +127,6 @@
     select
         picks.rep_id,
         picks.round_number,
-        picks.round_position,
         picks.pick_number,
         ranked.*
     from {{ name }}_picks as picks
@@ -122,74 +146,63 @@
 {{ name }}_incoming as (
     select
         account_id,
-        row_number() over (order by account_id) as incoming_rank,
-        count(*) over () as incoming_count
+        row_number() over (order by account_id) as incoming_rank
     from {{ incoming_cte }}
 ),
 
+{#- deficit: accounts needed to raise every user sorted up to this one to its load. -#}
 {{ name }}_sorted as (
     select
-        pool_user_id,
-        pool_load,
-        row_number() over (order by pool_load, pool_user_id) as load_rank,
-        sum(pool_load) over (
-            order by pool_load, pool_user_id rows between unbounded preceding and current row
-        ) as prefix_load
-    from {{ loads_cte }}
+        sorted.*,
+        sorted.load_rank * sorted.pool_load - sorted.prefix_load as deficit,
+        totals.incoming_count
+    from (
+        select
+            pool_user_id,
+            pool_load,
+            row_number() over (order by pool_load, pool_user_id) as load_rank,
+            sum(pool_load) over (
+                order by pool_load, pool_user_id
+                rows between unbounded preceding and current row
+            ) as prefix_load
+        from {{ loads_cte }}
+    ) as sorted
+    cross join (select count(*) as incoming_count from {{ incoming_cte }}) as totals
 ),
 
-{{ name }}_level as (
-    select
-        max(sorted.load_rank) as level_users
-    from {{ name }}_sorted as sorted
-    where sorted.load_rank * sorted.pool_load - sorted.prefix_load
-        <= (select count(*) from {{ incoming_cte }})
-),
-
+{#- the first level_users users end level with base_level (+1 for the first remainder_users) -#}
 {{ name }}_params as (
     select
-        sorted.load_rank as level_users,
-        sorted.pool_load
-        + floor(
-            ((select count(*) from {{ incoming_cte }})
-                - (sorted.load_rank * sorted.pool_load - sorted.prefix_load))
-            / sorted.load_rank
-        ) as base_level,
-        (select count(*) from {{ incoming_cte }})
-        - (sorted.load_rank * sorted.pool_load - sorted.prefix_load)
-        - sorted.load_rank * floor(
-            ((select count(*) from {{ incoming_cte }})
-                - (sorted.load_rank * sorted.pool_load - sorted.prefix_load))
-            / sorted.load_rank
-        ) as remainder_users
-    from {{ name }}_sorted as sorted
-    inner join {{ name }}_level as level_
-        on sorted.load_rank = level_.level_users
+        load_rank as level_users,
+        pool_load + floor((incoming_count - deficit) / load_rank) as base_level,
+        incoming_count - deficit
+        - load_rank * floor((incoming_count - deficit) / load_rank) as remainder_users
+    from {{ name }}_sorted
+    where load_rank = (
+        select max(load_rank) from {{ name }}_sorted where deficit <= incoming_count
+    )
 ),
 
 {{ name }}_takes as (
     select
-        sorted.pool_user_id,
-        sum(
+        takes.pool_user_id,
+        takes.take_count,
+        sum(takes.take_count) over (
+            order by takes.load_rank rows between unbounded preceding and current row
+        ) as take_through
+    from (
+        select
+            sorted.pool_user_id,
+            sorted.load_rank,
             case
                 when sorted.load_rank <= params.level_users
-                    then params.base_level
+                    then params.base_level - sorted.pool_load
                     + case when sorted.load_rank <= params.remainder_users then 1 else 0 end
-                    - sorted.pool_load
                 else 0
-            end
-        ) over (
-            order by sorted.load_rank rows between unbounded preceding and current row
-        ) as take_through,
-        case
-            when sorted.load_rank <= params.level_users
-                then params.base_level
-                + case when sorted.load_rank <= params.remainder_users then 1 else 0 end
-                - sorted.pool_load
-            else 0
-        end as take_count
-    from {{ name }}_sorted as sorted
-    cross join {{ name }}_params as params
+            end as take_count
+        from {{ name }}_sorted as sorted
+        cross join {{ name }}_params as params
+    ) as takes
 ),
 
 {{ name }} as (

@@ -1,7 +1,11 @@
 {#- Step 2 (R8): stale accounts in a rep's book go back to the pool and rest. Accounts with an
-    open opportunity are `converted`, never retrieved; when their owner has not touched them for
-    a working window they get a hoarding_flag (reported, never applied). Retrieved accounts go
-    to the least-loaded pool user after this run's returns. -#}
+    open opportunity are `converted`, never retrieved; they get a hoarding_flag (reported, never
+    applied) when an open opportunity's close date was pushed at least
+    var('hoarding_min_close_date_pushes', 3) times (Close_Date_Push_Count__c) and the owner has
+    not touched the account within the working window. Retrieved accounts go to the
+    least-loaded pool user after this run's returns. -#}
+{%- set min_pushes = sql_number(
+    var('hoarding_min_close_date_pushes', 3), 'var hoarding_min_close_date_pushes') -%}
 with
 
 accounts as (
@@ -14,6 +18,10 @@ run_context as (
 
 returns as (
     select * from {{ ref('dec_returns') }}
+),
+
+opportunities as (
+    select * from {{ ref('stg_salesforce__opportunities') }}
 ),
 
 pool_loads_before as (
@@ -32,6 +40,15 @@ pool_loads as (
         group by to_owner_id
     ) as returned
         on pool_loads_before.pool_user_id = returned.to_owner_id
+),
+
+pushed_opportunities as (
+    select
+        account_id,
+        max(close_date_push_count) as max_close_date_pushes
+    from opportunities
+    where not is_closed
+    group by account_id
 ),
 
 retrievable as (
@@ -84,8 +101,10 @@ hoarding_suspects as (
         accounts.owner_id as to_owner_id,
         accounts.state as from_state,
         accounts.state as to_state,
-        'open_opportunity_untouched' as reason,
-        'R8/R14 hoarding: open opportunity, no meaningful touch by the owner within '
+        'close_date_pushed_untouched' as reason,
+        'R8/R14 hoarding: open opportunity close date pushed '
+        || cast(pushed_opportunities.max_close_date_pushes as {{ dbt.type_string() }})
+        || ' times, no meaningful touch by the owner within '
         || '{{ policy_get("lifecycle.working_window_days") }} days' as rule,
         accounts.priority_score,
         accounts.fit_score,
@@ -94,10 +113,13 @@ hoarding_suspects as (
         cast(null as {{ dbt.type_string() }}) as slot_kind,
         cast(null as date) as rest_until_date
     from accounts
+    inner join pushed_opportunities
+        on accounts.account_id = pushed_opportunities.account_id
     cross join run_context
     where
         accounts.owner_kind = 'rep'
         and coalesce(accounts.has_open_opportunity, false)
+        and pushed_opportunities.max_close_date_pushes >= {{ min_pushes }}
         and (
             accounts.last_touch_by_owner_date is null
             or accounts.last_touch_by_owner_date < {{ dbt.dateadd(

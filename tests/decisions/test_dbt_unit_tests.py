@@ -1,0 +1,58 @@
+"""Run the decision models' dbt `unit_tests` (hand-written edge cases beside the properties).
+
+dbt unit tests need their input relations to exist (it reads their column types), so the
+compiled decision engine is first run on an empty world in memory and copied into a fresh
+warehouse file; then `dbt test --select test_type:unit` runs against it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.dbt.dbt_helpers import failures, policy_vars, run_dbt
+from tests.decisions.compiled_sql import CompiledModel, CompiledRunner
+from tests.decisions.conftest import INPUTS, TARGETS
+from tests.decisions.decision_worlds import World
+
+
+def _warehouse_with_decision_relations(models: dict[str, CompiledModel], warehouse: Path) -> None:
+    runner = CompiledRunner(models, inputs=INPUTS, targets=TARGETS)
+    try:
+        world = World(as_of_date=dt.date(2025, 1, 6), reps=[], pool_users=["005P00"])
+        for name, frame in world.frames().items():
+            runner.load(name, frame)
+        runner.load(
+            "dec_run_context",
+            pl.DataFrame(
+                {"run_id": ["r"], "as_of_date": [world.as_of_date], "policy_version": ["p"]}
+            ),
+        )
+        runner.run()
+        catalogs = {model.database for model in models.values()}
+        assert catalogs == {warehouse.stem}, f"compiled for catalogs {catalogs}"
+        runner.con.execute(f"attach '{warehouse}' as unit_warehouse")
+        runner.con.execute(f'copy from database "{warehouse.stem}" to unit_warehouse')
+        runner.con.execute("detach unit_warehouse")
+    finally:
+        runner.close()
+
+
+@pytest.mark.slow
+def test_decision_unit_tests_pass(
+    compiled_models: dict[str, CompiledModel], tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    _warehouse_with_decision_relations(compiled_models, warehouse)
+    result = run_dbt(
+        ["test", "--select", "test_type:unit,path:models/decisions"],
+        warehouse,
+        policy_vars("2025-01-06"),
+        tmp_path,
+    )
+    assert failures(result) == []
+    names = {node.node.name for node in result.result.results}
+    assert len(names) >= 5, names  # the unit tests ran (a selection of nothing passes too)
