@@ -1,7 +1,9 @@
 {#- Step 4 (R6): top-off. Each eligible rep's open slots per slot kind, after steps 1-3 and
     capped by what is left of its new-account budget, are filled in fair snake rounds (see
-    decisions_fair_assign_ctes): first the intent slots (in-market units first, by timing then
-    priority), then the fit slots (by priority) from the units still in the pool. A unit takes
+    decisions_fair_assign_ctes): first the intent slots (in-market units only, by timing then
+    priority), then the fit slots (by priority) from the units still in the pool. A rep never
+    takes more than its total room (capacity minus book after steps 1-2), so an intent slot
+    whose account cooled down cannot make the book grow past its target. A unit takes
     one pick and one slot per member; a rep keeps its picks in order while they fit, so a family
     that no longer fits stays in the pool for the next run (never split). -#}
 with
@@ -41,7 +43,14 @@ rep_budget as (
         - max(coalesce(routed_use.intent_used, 0)) as intent_open,
         sum(case when capacity.slot_kind = 'fit' then capacity.open_slots else 0 end)
         - max(coalesce(routed_use.fit_used, 0)) as fit_open,
-        max(capacity.max_new_per_run)
+        case
+            when max(capacity.max_new_per_run)
+                < sum(capacity.capacity) - sum(capacity.current_count_after)
+                then max(capacity.max_new_per_run)
+            when sum(capacity.capacity) - sum(capacity.current_count_after) > 0
+                then sum(capacity.capacity) - sum(capacity.current_count_after)
+            else 0
+        end
         - max(coalesce(routed_use.intent_used, 0) + coalesce(routed_use.fit_used, 0))
         as budget_left
     from capacity
@@ -79,8 +88,14 @@ pool_units as (
     )
 ),
 
+intent_units as (
+    select *
+    from pool_units
+    where unit_in_market = 1
+),
+
 {{ decisions_fair_assign_ctes(
-    'intent_assigned', 'pool_units', 'intent_slots',
+    'intent_assigned', 'intent_units', 'intent_slots',
     'candidates.unit_in_market desc, coalesce(candidates.unit_timing_score, 0) desc, '
     ~ 'coalesce(candidates.unit_priority_score, 0) desc, candidates.unit_id'
 ) }},

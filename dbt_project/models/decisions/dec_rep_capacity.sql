@@ -24,6 +24,28 @@ accounts as (
     select * from {{ ref('int_accounts_classified') }}
 ),
 
+{#- A re-run of the same as-of date is the same run: accounts it already gave a rep (recorded in
+    the append-only history by an earlier attempt) use up that rep's new-account budget, so a
+    re-run never hands out a second `max_new_per_run`. The history is read as a relation, not a
+    ref, because book_decisions is built from this model. -#}
+{%- set history = adapter.get_relation(
+    database=target.database, schema='decisions', identifier='book_decisions'
+) %}
+already_given as (
+    {%- if history is not none %}
+    select to_owner_id as rep_id, count(distinct account_id) as given_count
+    from {{ history }}
+    where
+        as_of_date = (select as_of_date from run_context)
+        and decision_kind in ('distribute', 'signal_route')
+    group by to_owner_id
+    {%- else %}
+    select rep_id, 0 as given_count
+    from reps
+    where 1 = 0
+    {%- endif %}
+),
+
 moved_to_pool as (
     select account_id from returns where decision_kind = 'return'
     union all
@@ -114,7 +136,11 @@ final as (
                 then reps.capacity - counts_after.count_after
             else 0
         end as open_slots,
-        reps.max_new_per_run,
+        case
+            when reps.max_new_per_run - coalesce(already_given.given_count, 0) > 0
+                then reps.max_new_per_run - coalesce(already_given.given_count, 0)
+            else 0
+        end as max_new_per_run,
         rotated.run_index,
         rotated.rotation_position,
         rotated.segment_rep_count
@@ -123,6 +149,8 @@ final as (
         on reps.rep_id = rotated.rep_id
     inner join counts_after
         on reps.rep_id = counts_after.rep_id and reps.slot_kind = counts_after.slot_kind
+    left join already_given
+        on reps.rep_id = already_given.rep_id
     where reps.is_eligible
 )
 
