@@ -96,6 +96,7 @@ def test_transient_storm_applies_every_change_exactly_once_and_rerun_applies_not
         plan = plan_write_back(world.warehouse, "run-1", policy=POLICY, clock=fixed_clock)
         world.server.faults.add("lock_rows", path="composite/sobjects", share=0.10)
         world.server.faults.add("rate_limit", path="*", share=0.05, retry_after=2)
+        world.server.faults.add("unavailable", path="*", share=0.02, retry_after=1)
         world.server.faults.add("expired_session", path="*", after=4, times=1)
         conn = world.connect()
         hist = world.history_seq()
