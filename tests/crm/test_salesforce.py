@@ -12,23 +12,9 @@ from requests.adapters import BaseAdapter
 
 from crm.retry import Backoff, RetryPolicy, parse_retry_after
 from crm.salesforce import CrmError, CrmSettings, connect
+from tests.fakes import FakeClock
 
 Reply = tuple[int, dict[str, str], Any]
-
-
-class FakeClock:
-    """A monotonic clock that only moves when the connector sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Scripted(BaseAdapter):

@@ -23,23 +23,9 @@ from local_crm.server import (
     start_in_process,
 )
 from reverse_etl.plan import snake
+from tests.fakes import FakeClock
 
 POOL_USERNAME = "pool-1@books.local"
-
-
-class FakeTime:
-    """Monotonic clock that moves only when someone sleeps; records every wait."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fixed_clock() -> dt.datetime:
@@ -54,7 +40,7 @@ class World:
     reps: list[str]
     pool: str
     accounts: list[str]
-    time: FakeTime = field(default_factory=FakeTime)
+    time: FakeClock = field(default_factory=FakeClock)
 
     def connect(self) -> SalesforceConnection:
         settings = CrmSettings(
