@@ -28,21 +28,24 @@ def run_dbt(
 ) -> dbtRunnerResult:
     """Invoke dbt in-process against `warehouse`, with target/log paths under `work_dir`."""
     os.environ["BOOKS_WAREHOUSE"] = str(warehouse)
-    return dbtRunner().invoke(
-        [
-            *args,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(work_dir / "target"),
-            "--log-path",
-            str(work_dir / "logs"),
-            "--vars",
-            json.dumps(dbt_vars),
-        ]
-    )
+    return dbtRunner().invoke(_cli_args(args, dbt_vars, work_dir))
+
+
+def _cli_args(args: list[str], dbt_vars: dict[str, Any], work_dir: Path) -> list[str]:
+    """`args` plus this project, its profile, per-test target/log paths and the vars."""
+    return [
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(work_dir / "target"),
+        "--log-path",
+        str(work_dir / "logs"),
+        "--vars",
+        json.dumps(dbt_vars),
+    ]
 
 
 def failures(result: dbtRunnerResult) -> list[str]:
@@ -74,20 +77,7 @@ def render_policy_filters(dbt_vars: dict[str, Any], work_dir: Path) -> dict[str,
 
     os.environ["BOOKS_WAREHOUSE"] = str(work_dir / "render.duckdb")
     result = dbtRunner(callbacks=[keep_jinja_log]).invoke(
-        [
-            "run-operation",
-            "render_policy_filters",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(work_dir / "target"),
-            "--log-path",
-            str(work_dir / "logs"),
-            "--vars",
-            json.dumps(dbt_vars),
-        ]
+        _cli_args(["run-operation", "render_policy_filters"], dbt_vars, work_dir)
     )
     if not result.success or not logged:
         raise RuntimeError(f"render_policy_filters failed: {result.exception or result.result}")
