@@ -118,14 +118,23 @@ def contracts(warehouse: str, run_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- dbt
 
 
-def dbt_vars(policy_path: str, as_of: str, run_id: str) -> dict[str, Any]:
-    """What the Dagster dbt asset passes (CONTRACTS.md vars + the cycle mode)."""
+def dbt_vars(policy_path: str) -> dict[str, Any]:
+    """What the Dagster dbt asset passes: only the policy (CONTRACTS.md); the run's as-of date
+    and id are rows of ops.run_context (`write_cycle_context`)."""
     load_policy = _need("policy", "load_policy")
-    to_dbt_vars = _need("policy", "to_dbt_vars")
-    out = to_dbt_vars(load_policy(policy_path), as_of, run_id)
-    out["cycle_mode"] = "full"
-    out["cycle_ids"] = []
-    return out
+    policy_dbt_vars = _need("policy", "policy_dbt_vars")
+    return policy_dbt_vars(load_policy(policy_path))
+
+
+def write_cycle_context(warehouse: str, policy_path: str, as_of: str, run_id: str) -> None:
+    """ops.run_context for a full cycle, as the Dagster `ops/run_context` asset writes it."""
+    import duckdb
+
+    write_run_context = _need("warehouse.run_context", "write_run_context")
+    policy_version = _need("policy", "policy_version")
+    version = policy_version(_need("policy", "load_policy")(policy_path))
+    with duckdb.connect(warehouse) as con:
+        write_run_context(con, run_id, date.fromisoformat(as_of), version, "full")
 
 
 def dbt_build(
@@ -150,15 +159,20 @@ def dbt_build(
         "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(target),
         "--log-path", str(work / "logs"),
-        "--vars", json.dumps(dbt_vars(policy_path, as_of, run_id)),
+        "--vars", json.dumps(dbt_vars(policy_path)),
         "--quiet",
     ]  # fmt: skip
     if select:
         args += ["--select", *select]
     if exclude:
         args += ["--exclude", *exclude]
+    if not select and not exclude:
+        # What a cycle runs (dbt selector books_cycle): the models and the gate tests only.
+        # A split build (select/exclude) still runs every data test of its part.
+        args += ["--selector", "books_cycle"]
     if full_refresh:
         args.append("--full-refresh")
+    write_cycle_context(warehouse, policy_path, as_of, run_id)
     os.environ["BOOKS_WAREHOUSE"] = warehouse
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     result = dbtRunner().invoke(args)

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from policy import Policy, load_policy, policy_version, resolve_paths, to_dbt_vars
+from policy import Policy, load_policy, policy_dbt_vars, policy_version, resolve_paths
 
 TAG_AS_OF_DATE = "books/as_of_date"
 TAG_RUN_ID = "books/run_id"
@@ -137,14 +137,24 @@ class PolicyResource(dg.ConfigurableResource):
         """The `books/run_id` tag, else the deterministic id for (as-of, policy, attempt 1)."""
         return _run_tags(context).get(TAG_RUN_ID) or make_run_id(as_of_date, self.version)
 
-    def dbt_vars(
-        self, as_of_date: date, run_id: str, *, mode: str = "full", ids: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        """CONTRACTS.md vars plus `cycle_mode` and `cycle_ids` for out-of-cycle runs."""
-        out = to_dbt_vars(self.policy, as_of_date, run_id)
-        out["cycle_mode"] = mode
-        out["cycle_ids"] = list(ids)
-        return out
+    def dbt_vars(self) -> dict[str, Any]:
+        """The vars of every dbt invocation (CONTRACTS.md): only `policy`. The run's as-of
+        date, id and mode go to ops.run_context (`run_context_of`), so the vars stay the same
+        between runs and dbt keeps its partial parse."""
+        return policy_dbt_vars(self.policy)
+
+
+def cycle_ids_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> tuple[str, ...]:
+    """The Signal__c ids (signals mode) or Account ids (returns mode) the run's tags carry."""
+    tags = _run_tags(context)
+    raw = tags.get(TAG_SIGNAL_IDS, "") + "," + tags.get(TAG_ACCOUNT_IDS, "")
+    return tuple(sorted({i.strip() for i in raw.split(",") if i.strip()}))
+
+
+def dbt_cycle_mode(mode: str) -> str:
+    """The cycle mode dbt sees (ops.run_context): the scheduled top-off distribution and
+    retrieval runs build everything like the weekly cycle ('full'); sensors' runs keep theirs."""
+    return mode if mode in ("signals", "returns") else "full"
 
 
 def utc_date(moment: datetime) -> date:

@@ -20,10 +20,13 @@ from orchestration.cycle import PolicyResource
 from orchestration.report import build_report_asset
 from orchestration.resources import CrmResource, WarehouseResource
 from orchestration.transform import (
+    books_quality_job,
     build_dbt_assets,
+    build_quality_schedule,
     dbt_project,
     dbt_resource,
     mart_asset_keys,
+    run_context_asset,
 )
 from policy import BooksPaths, Policy, load_policy, resolve_paths
 
@@ -79,6 +82,7 @@ def build_definitions(
     return dg.Definitions(
         assets=[
             *dg.load_assets_from_modules([ingest, quarantine]),
+            run_context_asset,
             dbt_assets_def,
             *dg.load_assets_from_modules([write_back]),
             report_asset,
@@ -87,8 +91,8 @@ def build_definitions(
             *dg.load_asset_checks_from_modules([ingest, write_back]),
             *CONTRACT_CHECKS,
         ],
-        jobs=[books_cycle],
-        schedules=schedules,
+        jobs=[books_cycle, books_quality_job],
+        schedules=[*schedules, build_quality_schedule(policy)],
         sensors=sensors,
         resources={
             "policy": PolicyResource(path=str(paths.policy)),

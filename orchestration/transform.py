@@ -5,17 +5,24 @@ Manifest preparation (chosen and documented here): `dbt_manifest_path()` runs `d
 definitions load time. `DbtProject.prepare_if_dev()` alone is not enough: it only acts under
 `dagster dev`, while the CLI runner, pytest and CI load the definitions in plain Python. The
 parse gets the repo's policy as vars, because models read the policy while being parsed.
+
+Why a cycle's dbt step is fast (issue 8): the vars are only `policy` (the run's as-of date, id
+and mode are rows in ops.run_context, warehouse/run_context.py), so they equal the parse's vars
+and dbt reuses the partial parse dagster-dbt copies into each invocation's target folder; the
+cycle runs only the gate tests (selector `books_cycle`, dbt_project/selectors.yml), the other
+data tests run in the job `books_quality`; events are streamed as dbt emits them.
 """
 
 import functools
+import hashlib
+import importlib.metadata
 import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +36,22 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from packaging import version
 
 from orchestration.cycle import (
     DUCKDB_POOL,
-    TAG_ACCOUNT_IDS,
-    TAG_SIGNAL_IDS,
+    TAG_DRY_RUN,
     PolicyResource,
     as_of_date_of,
+    cycle_ids_of,
+    dbt_cycle_mode,
+    flag_of,
     mode_of,
 )
 from orchestration.resources import WarehouseResource
-from policy import load_policy, resolve_paths, to_dbt_vars
+from policy import Policy, load_policy, policy_dbt_vars, resolve_paths
+from warehouse.lease import connect_warehouse
+from warehouse.run_context import RunContext, read_run_context, write_run_context
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +64,19 @@ DECIDE_LAYERS = frozenset({"decisions", "sync"})
 GROUP_TRANSFORM = "transform"
 GROUP_DECIDE = "decide"
 
+# dbt selectors (dbt_project/selectors.yml): what a cycle builds (models + gate tests) and the
+# data-quality tests the `books_quality` job runs on its own schedule.
+CYCLE_SELECTOR = "books_cycle"
+QUALITY_SELECTOR = "books_quality"
+RUN_CONTEXT_KEY = dg.AssetKey(["ops", "run_context"])
+RUN_CYCLE_IDS_KEY = dg.AssetKey(["ops", "run_cycle_ids"])
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 def _project_files(project_dir: Path) -> Iterator[Path]:
     yield project_dir / "dbt_project.yml"
+    yield project_dir / "selectors.yml"
     for folder in ("models", "macros", "seeds", "snapshots", "tests"):
         root = project_dir / folder
         if root.is_dir():
@@ -68,13 +88,17 @@ def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
     if not manifest.is_file():
         return True
     built = manifest.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in _project_files(project_dir))
+    return any(p.stat().st_mtime > built for p in _project_files(project_dir) if p.exists())
 
 
 def _parse_manifest(project: DbtProject) -> None:
-    """`dbt parse` into the project's target folder, with the repo policy as vars."""
+    """`dbt parse` into the project's target folder, with the vars a cycle passes (only the
+    policy), so the cycle's dbt build reuses this parse (dbt reparses all when vars differ)."""
     paths = resolve_paths()
-    parse_vars = to_dbt_vars(load_policy(paths.policy), date(1970, 1, 1), "parse")
+    parse_vars = policy_dbt_vars(load_policy(paths.policy))
+    _drop_parse_if_selectors_changed(
+        Path(project.manifest_path).with_name("partial_parse.msgpack"), project
+    )
     env = {**os.environ, ENV_WAREHOUSE: os.environ.get(ENV_WAREHOUSE) or str(paths.warehouse)}
     cmd = [
         dbt_executable(),
@@ -176,27 +200,96 @@ def count_rows(warehouse: str, relations: list[str]) -> dict[str, int]:
     return counts
 
 
-def with_row_counts(events: list[Any], relations: dict[str, str], warehouse: str) -> Iterator[Any]:
-    """The dbt events with `dagster/row_count` added to every built model's output."""
-    built = sorted(
-        {
-            relations[e.output_name]
-            for e in events
-            if isinstance(e, dg.Output) and e.output_name in relations
-        }
+def run_context_for(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, policy: PolicyResource
+) -> RunContext:
+    """This run's ops.run_context row, from its tags (as-of date, run id, mode, ids)."""
+    as_of = as_of_date_of(context)
+    return RunContext(
+        run_id=policy.run_id_for(context, as_of),
+        as_of_date=as_of,
+        policy_version=policy.version,
+        cycle_mode=dbt_cycle_mode(mode_of(context)),
+        cycle_ids=cycle_ids_of(context),
+        dry_run=flag_of(context, TAG_DRY_RUN),
     )
-    counts = count_rows(warehouse, built)
-    for event in events:
-        if isinstance(event, dg.Output) and relations.get(event.output_name) in counts:
-            rows = counts[relations[event.output_name]]
-            yield event.with_metadata({**event.metadata, "dagster/row_count": rows})
-        else:
-            yield event
+
+
+def store_run_context(warehouse: str, wanted: RunContext) -> bool:
+    """Write `wanted` to ops.run_context / ops.run_cycle_ids unless they already hold it.
+
+    Returns True when it wrote. Both the `ops/run_context` asset and the dbt step call this,
+    so a run that materialises the dbt models without that asset still builds as of its own
+    date, never the previous run's.
+    """
+    with connect_warehouse(warehouse) as con:
+        if read_run_context(con) == wanted:
+            return False
+        write_run_context(
+            con,
+            wanted.run_id,
+            wanted.as_of_date,
+            wanted.policy_version,
+            wanted.cycle_mode,
+            wanted.cycle_ids,
+            wanted.dry_run,
+        )
+    return True
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            RUN_CONTEXT_KEY,
+            group_name=GROUP_TRANSFORM,
+            kinds={"duckdb"},
+            metadata={"dagster/table_name": "ops.run_context"},
+            description="The run's as-of date, run id, policy version and cycle mode (one row).",
+        ),
+        dg.AssetSpec(
+            RUN_CYCLE_IDS_KEY,
+            group_name=GROUP_TRANSFORM,
+            kinds={"duckdb"},
+            metadata={"dagster/table_name": "ops.run_cycle_ids"},
+            description="The Signal__c / Account ids an out-of-cycle (signals, returns) run is about.",
+        ),
+    ],
+    name="run_context",
+    pool=DUCKDB_POOL,
+)
+def run_context_asset(
+    context: dg.AssetExecutionContext, policy: PolicyResource, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
+    """The run's parameters as data for dbt: every model computes as of this run's date and
+    stamps this run's id, read from ops.run_context (not dbt vars, which would cost dbt a full
+    reparse every run)."""
+    wanted = run_context_for(context, policy)
+    store_run_context(str(warehouse.warehouse_path), wanted)
+    context.log.info(
+        f"run context: {wanted.run_id} as of {wanted.as_of_date} ({wanted.cycle_mode}, "
+        f"{len(wanted.cycle_ids)} ids)"
+    )
+    yield dg.MaterializeResult(
+        asset_key=RUN_CONTEXT_KEY,
+        metadata={
+            "run_id": wanted.run_id,
+            "as_of_date": wanted.as_of_date.isoformat(),
+            "cycle_mode": wanted.cycle_mode,
+            "dagster/row_count": 1,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=RUN_CYCLE_IDS_KEY, metadata={"dagster/row_count": len(wanted.cycle_ids)}
+    )
 
 
 @functools.cache
 def build_dbt_assets(project: DbtProject = dbt_project) -> dg.AssetsDefinition:
-    """The dbt multi-asset, built on first use (not at import) from a fresh manifest."""
+    """The dbt multi-asset, built on first use (not at import) from a fresh manifest.
+
+    Only the selector `books_cycle` is part of it: every model and the gate tests (as asset
+    checks); the quality tests belong to the `books_quality` job (`books_quality_job`).
+    """
 
     @dbt_assets(
         manifest=dbt_manifest_path(project),
@@ -204,6 +297,7 @@ def build_dbt_assets(project: DbtProject = dbt_project) -> dg.AssetsDefinition:
         dagster_dbt_translator=TRANSLATOR,
         name="dbt_models",
         pool=DUCKDB_POOL,
+        selector=CYCLE_SELECTOR,
     )
     def dbt_models(
         context: dg.AssetExecutionContext,
@@ -211,11 +305,12 @@ def build_dbt_assets(project: DbtProject = dbt_project) -> dg.AssetsDefinition:
         policy: PolicyResource,
         warehouse: WarehouseResource,
     ) -> Iterator[Any]:
-        """Build and test the dbt models (staging -> marts -> decisions -> sync) as of a date.
+        """Build the dbt models (staging -> marts -> decisions -> sync) as of the run's date and
+        run the gate tests.
 
-        dbt gets the validated policy as vars, so every score and decision follows books.yml for
-        this run's as-of date; dbt tests become asset checks, and a failing error-level test
-        stops the run before the write-back.
+        dbt gets the validated policy as vars and the run's as-of date from ops.run_context, so
+        every score and decision follows books.yml for this run's as-of date; the gate tests
+        become asset checks, and a failing error-level gate stops the run before the write-back.
         """
         yield from _run_dbt_build(context, dbt, policy, str(warehouse.warehouse_path))
 
@@ -225,33 +320,84 @@ def build_dbt_assets(project: DbtProject = dbt_project) -> dg.AssetsDefinition:
 def _run_dbt_build(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, policy: PolicyResource, warehouse: str
 ) -> Iterator[Any]:
-    as_of = as_of_date_of(context)
-    run_id = policy.run_id_for(context, as_of)
-    tags = dict(context.run.tags)
-    ids = tuple(
-        i
-        for i in (tags.get(TAG_SIGNAL_IDS, "") + "," + tags.get(TAG_ACCOUNT_IDS, "")).split(",")
-        if i
+    wanted = run_context_for(context, policy)
+    if store_run_context(warehouse, wanted):
+        context.log.info("wrote ops.run_context (its asset is not part of this run)")
+    context.log.info(
+        f"dbt build as of {wanted.as_of_date} (run {wanted.run_id}, "
+        f"policy {policy.version[:12]}, mode {wanted.cycle_mode})"
     )
-    dbt_vars = policy.dbt_vars(as_of, run_id, mode=mode_of(context), ids=ids)
-    context.log.info(f"dbt build as of {as_of} (run {run_id}, policy {policy.version[:12]})")
+    relations = relations_by_output(context.assets_def)
+    built: dict[str, dg.AssetKey] = {}
     with _env(ENV_WAREHOUSE, warehouse):
-        # Unit tests pin the default books.yml; they belong in CI (`dbt test`), not in a cycle
-        # that runs the customer's policy (a valid non-default value would fail them).
-        args = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
-        invocation = dbt.cli(args, context=context, raise_on_error=False)
-        events = list(invocation.stream())
-    yield from with_row_counts(events, relations_by_output(context.assets_def), warehouse)
+        # The selection (--selector books_cycle, or the subset a user picked) comes from
+        # dagster-dbt; unit tests are not in it (CI runs them against the default books.yml).
+        args = ["build", "--vars", json.dumps(policy.dbt_vars())]
+        invocation = dbt.cli(
+            args, context=context, raise_on_error=False, target_path=warehouse_target(warehouse)
+        )
+        # Streamed: Dagster records each event while dbt runs instead of all of them after.
+        try:
+            for event in invocation.stream():
+                if isinstance(event, dg.Output) and event.output_name in relations:
+                    key = context.asset_key_for_output(event.output_name)
+                    built[relations[event.output_name]] = key
+                yield event
+        finally:
+            _stop(invocation)
+    # Row counts once dbt has released the DuckDB file (a materialization's metadata is fixed
+    # when it is yielded, so they come as observations of the same assets).
+    for relation, rows in count_rows(warehouse, sorted(built)).items():
+        yield dg.AssetObservation(asset_key=built[relation], metadata={"dagster/row_count": rows})
     if not invocation.is_successful():
         failures = _failed_nodes(invocation)
         raise dg.Failure(
-            description=f"dbt build failed for as-of {as_of}: "
+            description=f"dbt build failed for as-of {wanted.as_of_date}: "
             + ("; ".join(failures[:10]) or "see the dbt log in the step output"),
             metadata={
                 "failed_nodes": len(failures),
                 "dbt_target": dg.MetadataValue.path(str(invocation.target_path)),
             },
         )
+
+
+def warehouse_target(warehouse: str, project: DbtProject = dbt_project) -> Path:
+    """One dbt target folder per warehouse file, kept between runs.
+
+    dbt's partial parse is valid only for the same vars *and profile*, and the profile holds
+    the warehouse path; dagster-dbt's default (a new folder per run, seeded with whatever the
+    project's last parse was) would reparse fully whenever that parse was for another file.
+    Runs on one warehouse are serialised by the `duckdb_writer` pool, so they never share it
+    at the same time. Stale artifacts are removed so a crash cannot report an old run's result.
+    """
+    digest = hashlib.sha256(str(Path(warehouse).resolve()).encode()).hexdigest()[:12]
+    target = Path(project.manifest_path).parent / f"warehouse-{digest}"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "run_results.json").unlink(missing_ok=True)
+    _drop_parse_if_selectors_changed(target / "partial_parse.msgpack", project)
+    return target
+
+
+def _drop_parse_if_selectors_changed(saved_parse: Path, project: DbtProject) -> None:
+    """dbt's partial parse keeps the selectors of the parse it reuses: after a selectors.yml
+    change only a full parse sees the new ones."""
+    selectors = Path(project.project_dir) / "selectors.yml"
+    if saved_parse.is_file() and selectors.is_file():
+        if selectors.stat().st_mtime > saved_parse.stat().st_mtime:
+            saved_parse.unlink(missing_ok=True)
+
+
+def _stop(invocation: Any) -> None:
+    """End a dbt subprocess the step no longer reads (the step failed or was cancelled), so
+    it does not keep building and holding the DuckDB file after its run is over."""
+    process = invocation.process
+    if process.poll() is None:
+        log.warning("stopping dbt (pid %s): its Dagster step ended first", process.pid)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _failed_nodes(invocation: Any) -> list[str]:
@@ -273,11 +419,103 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else "dbt"
 
 
+class BooksDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt CLI resource without its per-invocation start-up cost (~4 s).
+
+    Before each command dagster-dbt runs `dbt --version` in a subprocess and builds a dbt
+    adapter in-process; the adapter only serves `fetch_row_counts()` / column metadata, which
+    cannot read DuckDB while the dbt subprocess holds the file (row counts are read after dbt
+    ends instead). The version comes from the installed dbt-core package, and no adapter is made.
+    """
+
+    @functools.cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
+        return None
+
+
 def dbt_resource() -> DbtCliResource:
     """The dbt CLI resource for the product's dbt project."""
-    return DbtCliResource(
+    return BooksDbtCliResource(
         project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
     )
+
+
+QUALITY_JOB_NAME = "books_quality"
+# The quality tests are not asset checks (a check would join the cycle's gates); their results
+# are recorded as observations of the tested assets.
+QUALITY_TRANSLATOR = BooksDbtTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=False)
+)
+
+
+@dg.op(name="dbt_quality_tests", pool=DUCKDB_POOL, out={})
+def dbt_quality_tests(
+    context: dg.OpExecutionContext,
+    dbt: DbtCliResource,
+    policy: PolicyResource,
+    warehouse: WarehouseResource,
+) -> Iterator[Any]:
+    """Run the data-quality tests (selector `books_quality`) on the tables the last cycle built.
+
+    Not a gate: nothing waits on it. Results are recorded on the tested assets; an error-level
+    failure fails this run (visible and alertable) and never touches a write-back.
+    """
+    manifest = json.loads(dbt_manifest_path().read_text())
+    args = ["test", "--selector", QUALITY_SELECTOR, "--vars", json.dumps(policy.dbt_vars())]
+    with _env(ENV_WAREHOUSE, str(warehouse.warehouse_path)):
+        invocation = dbt.cli(
+            args,
+            context=context,
+            manifest=manifest,
+            dagster_dbt_translator=QUALITY_TRANSLATOR,
+            raise_on_error=False,
+            target_path=warehouse_target(str(warehouse.warehouse_path)),
+        )
+        yield from invocation.stream()
+    if not invocation.is_successful():
+        failures = _failed_nodes(invocation)
+        raise dg.Failure(
+            description=f"{len(failures)} data-quality tests failed: " + "; ".join(failures[:10]),
+            metadata={"failed_tests": len(failures)},
+        )
+
+
+@dg.job(
+    name=QUALITY_JOB_NAME,
+    description="The dbt data-quality tests that are not gates (dbt selector books_quality), on "
+    "their own schedule; they never block a write-back.",
+)
+def books_quality_job() -> None:
+    dbt_quality_tests()
+
+
+def build_quality_schedule(policy: Policy) -> dg.ScheduleDefinition:
+    """The `books_quality` job's schedule (books.yml `cadences.quality`, daily by default);
+    the on/off switch is read again on every tick, like the other cadences."""
+    cadence = policy.cadences.quality
+
+    @dg.schedule(
+        name="books_quality_schedule",
+        cron_schedule=cadence.cron,
+        job=books_quality_job,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if cadence.enabled
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Data-quality dbt tests (not gates) on the tables the last cycle built.",
+    )
+    def _schedule(
+        context: dg.ScheduleEvaluationContext, policy: PolicyResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        if not policy.policy.cadences.quality.enabled:
+            return dg.SkipReason(f"cadence 'quality' is switched off in {policy.resolved_path()}")
+        tick = context.scheduled_execution_time
+        return dg.RunRequest(run_key=f"quality:{tick.isoformat() if tick else 'manual'}")
+
+    return _schedule
 
 
 def mart_asset_keys(layer: str = "marts") -> list[dg.AssetKey]:

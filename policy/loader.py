@@ -185,9 +185,18 @@ def short_version(policy: Policy) -> str:
     return policy_version(policy)[:12]
 
 
+def policy_dbt_vars(policy: Policy) -> dict[str, Any]:
+    """The one var a cycle's dbt build gets (CONTRACTS.md): `policy`, the validated books.yml.
+
+    The run's as-of date and id are data (ops.run_context), not vars: dbt keeps its partial
+    parse while the vars stay the same, i.e. until books.yml changes. Filters travel as
+    structured data; dbt renders them (macros/policy_filter.sql), the one SQL renderer."""
+    return {"policy": policy.model_dump(mode="json")}
+
+
 def to_dbt_vars(policy: Policy, as_of_date: date | str, run_id: str) -> dict[str, Any]:
-    """The vars every dbt invocation gets (CONTRACTS.md). Filters travel as structured data in
-    `policy`; dbt renders them (macros/policy_filter.sql), the one SQL renderer."""
+    """`policy_dbt_vars` plus the run's as-of date, run id and policy version as vars: for dbt
+    unit tests and ad-hoc runs, where these override ops.run_context (CONTRACTS.md)."""
     if isinstance(as_of_date, str):
         try:
             as_of_date = date.fromisoformat(as_of_date)
@@ -203,5 +212,5 @@ def to_dbt_vars(policy: Policy, as_of_date: date | str, run_id: str) -> dict[str
         "as_of_date": as_of_date.isoformat(),
         "run_id": str(run_id),
         "policy_version": policy_version(policy),
-        "policy": policy.model_dump(mode="json"),
+        **policy_dbt_vars(policy),
     }

@@ -330,6 +330,8 @@ class Cadences(Strict):
     retrieval: CronCadence = CronCadence(cron="0 5 * * 1")
     signals: IntervalCadence = IntervalCadence(interval_seconds=300)
     returns: IntervalCadence = IntervalCadence(interval_seconds=300)
+    # The dbt data-quality tests that are not gates (job books_quality; dbt selectors.yml).
+    quality: CronCadence = CronCadence(cron="0 7 * * *")
 
 
 class Guards(Strict):

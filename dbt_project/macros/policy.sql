@@ -33,11 +33,61 @@
     {{ return(sql_number(policy_get(path), 'policy.' ~ path)) }}
 {%- endmacro %}
 
+{#- The run's parameters (CONTRACTS.md "dbt vars and the run context"). Python writes them to
+    ops.run_context before every cycle's dbt build; they are not vars, so a new as-of date or
+    run id does not cost a full reparse. A var of the same name (`--vars '{as_of_date: ...}'`)
+    still wins: dbt unit tests and ad-hoc runs pass them. The value is read at execution time
+    and compiled in as a literal (readable, deterministic SQL); while parsing, a sentinel. -#}
+{% macro run_context_value(name) -%}
+    {%- set given = var(name, none) -%}
+    {%- if given is not none -%}
+        {{ return(given | string) }}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{ return({'as_of_date': '1970-01-01', 'run_id': 'parse', 'policy_version': 'parse',
+                   'cycle_mode': 'full', 'dry_run': 'false'}[name]) }}
+    {%- endif -%}
+    {#- source() only at execution: parse records no dependency, so models keep their lineage
+        and unit tests their inputs. -#}
+    {%- set relation = source('ops', 'run_context') -%}
+    {%- set rows = run_query('select cast(' ~ name ~ ' as varchar) as value from ' ~ relation) -%}
+    {%- if rows.rows | length != 1 -%}
+        {{ exceptions.raise_compiler_error(
+            relation ~ " holds " ~ (rows.rows | length) ~ " rows, expected the run's one row: run dbt "
+            ~ "through dynamic-books (warehouse.run_context.write_run_context) or pass --vars "
+            ~ "'{" ~ name ~ ": ...}'") }}
+    {%- endif -%}
+    {{ return(rows.columns[0].values()[0]) }}
+{%- endmacro %}
+
 {#- The run's as-of date as a SQL date literal (never the wall clock). -#}
 {% macro as_of_date() -%}
-    {%- set raw = var('as_of_date') | string -%}
+    {%- set raw = run_context_value('as_of_date') -%}
     {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', raw) -%}
-        {{ exceptions.raise_compiler_error("var as_of_date must be YYYY-MM-DD, got '" ~ raw ~ "'") }}
+        {{ exceptions.raise_compiler_error("as_of_date must be YYYY-MM-DD, got '" ~ raw ~ "'") }}
     {%- endif -%}
     {{ return("cast('" ~ raw ~ "' as date)") }}
+{%- endmacro %}
+
+{#- The books run id, the policy version hash and the cycle mode as SQL string literals. -#}
+{% macro run_id() -%}
+    {{ return(sql_string_literal(run_context_value('run_id'))) }}
+{%- endmacro %}
+
+{% macro policy_version() -%}
+    {{ return(sql_string_literal(run_context_value('policy_version'))) }}
+{%- endmacro %}
+
+{% macro cycle_mode() -%}
+    {{ return(sql_string_literal(run_context_value('cycle_mode'))) }}
+{%- endmacro %}
+
+{#- Whether this run is a dry run, as a SQL boolean literal: a dry run decides and plans but
+    appends nothing to the decision history (book_decisions). -#}
+{% macro is_dry_run() -%}
+    {%- set raw = run_context_value('dry_run') | lower -%}
+    {%- if raw not in ('true', 'false') -%}
+        {{ exceptions.raise_compiler_error("dry_run must be true or false, got '" ~ raw ~ "'") }}
+    {%- endif -%}
+    {{ return(raw) }}
 {%- endmacro %}

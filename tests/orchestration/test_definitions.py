@@ -8,13 +8,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster_dbt.utils import select_unique_ids
 
 from orchestration.cycle import DUCKDB_POOL
 from orchestration.definitions import JOB_NAME, build_definitions
-from orchestration.transform import TRANSLATOR, dbt_project
-from policy import resolve_paths
+from orchestration.transform import QUALITY_JOB_NAME, QUALITY_SELECTOR, TRANSLATOR, dbt_project
+from policy import load_policy, resolve_paths
 
 SNAPSHOT = Path(__file__).with_name("asset_keys.txt")
+REPO = Path(__file__).resolve().parents[2]
 GROUPS = {"ingest", "transform", "decide", "write_back", "report"}
 
 
@@ -99,15 +101,51 @@ def test_warehouse_writers_share_one_pool(defs: dg.Definitions) -> None:
         assert pools == {DUCKDB_POOL}, f"{assets_def.node_def.name} uses pools {pools}"
 
 
-def test_dbt_tests_become_asset_checks(graph) -> None:
+def _selected_tests(manifest: dict, selector: str) -> set[str]:
+    """Unique ids of the dbt tests a selector of dbt_project/selectors.yml selects."""
+    ids = select_unique_ids(
+        select="fqn:*", exclude="", selector=selector, manifest_json=manifest, project=dbt_project
+    )
+    return {i for i in ids if i.startswith("test.")}
+
+
+def test_gate_tests_become_asset_checks_and_quality_tests_do_not(graph) -> None:
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    model_tests = [
-        n
-        for n in manifest["nodes"].values()
-        if n["resource_type"] == "test" and (n.get("attached_node") or "").startswith("model.")
-    ]
-    assert model_tests, "the dbt project has no model tests"
-    assert len(graph.asset_check_keys) >= len(model_tests)
+    data_tests = {u for u, n in manifest["nodes"].items() if n["resource_type"] == "test"}
+    gates = _selected_tests(manifest, "books_gates")
+    quality = _selected_tests(manifest, QUALITY_SELECTOR)
+    # every data test is exactly one of: a gate (every cycle), a quality test (books_quality)
+    assert gates and quality
+    assert gates | quality == data_tests
+    assert not gates & quality
+    check_names = {key.name for key in graph.asset_check_keys}
+    gate_checks = {
+        manifest["nodes"][u]["name"]
+        for u in gates
+        if (manifest["nodes"][u].get("attached_node") or "").startswith("model.")
+    }
+    assert gate_checks <= check_names
+    assert not {manifest["nodes"][u]["name"] for u in quality} & check_names
+    # the decision models' tests and the core marts' primary keys are gates
+    on_decisions = {
+        u
+        for u in data_tests
+        if manifest["nodes"][u]["original_file_path"].startswith(
+            ("models/decisions/", "models/sync/")
+        )
+    }
+    assert on_decisions and on_decisions <= gates
+    assert "unique_accounts_account_id" in {manifest["nodes"][u]["name"] for u in gates}
+
+
+def test_the_quality_job_runs_the_quality_selector_on_a_switchable_schedule(
+    defs: dg.Definitions,
+) -> None:
+    job = defs.resolve_job_def(QUALITY_JOB_NAME)
+    assert [n.name for n in job.nodes] == ["dbt_quality_tests"]
+    schedule = defs.resolve_schedule_def("books_quality_schedule")
+    assert schedule.job_name == QUALITY_JOB_NAME
+    assert schedule.cron_schedule == load_policy(REPO / "books.yml").cadences.quality.cron
 
 
 def test_the_write_back_waits_for_the_sync_model_and_the_report_for_the_write_back(graph) -> None:

@@ -1,9 +1,9 @@
 {#- Helpers of the public marts (models/marts). -#}
 
-{#- The run's id (var run_id) as a SQL string literal: every public table carries it so a reader
-    can check that all the tables they join come from one run. -#}
+{#- The run's id (ops.run_context, macros/policy.sql) as a SQL string literal: every public table
+    carries it so a reader can check that all the tables they join come from one run. -#}
 {% macro mart_run_id() -%}
-    {{ return(sql_string_literal(var('run_id') | string)) }}
+    {{ return(run_id()) }}
 {%- endmacro %}
 
 {#- Gini coefficient of `value` inside a group, as an aggregate expression over rows that

@@ -22,7 +22,7 @@ current_rows as (
         state_reason,
         segment_key,
         {{ mart_run_id() }} as run_id,
-        {{ sql_string_literal(var('policy_version') | string) }} as policy_version
+        {{ policy_version() }} as policy_version
     from accounts
 ),
 
