@@ -23,6 +23,12 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from contracts.overrides import (
+    TAG_ACCEPT_REASON,
+    TAG_ACCEPT_ROW_DROP,
+    TAG_ACCEPTED_BY,
+    parse_objects,
+)
 from orchestration.cycle import cycle_tags, make_run_id
 from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
 from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
@@ -225,10 +231,10 @@ def _warehouse_counts(warehouse: Path, run_id: str) -> tuple[dict[str, int], dic
                 )
                 break
         kinds: dict[str, int] = {}
-        if "decisions.book_decisions" in tables:
+        if "decisions.dec_run_decisions" in tables:  # this run's, a dry run's too
             kinds = dict(
                 con.execute(
-                    "select decision_kind, count(*) from decisions.book_decisions "
+                    "select decision_kind, count(*) from decisions.dec_run_decisions "
                     "where run_id = ? group by 1 order by 2 desc",
                     [run_id],
                 ).fetchall()
@@ -246,30 +252,52 @@ def run_cycle(
     paths: BooksPaths | None = None,
     instance: dg.DagsterInstance | None = None,
     lease_wait_seconds: float = 0.0,
+    accept_row_drop: tuple[str, ...] = (),
+    accepted_by: str = "",
+    accept_reason: str = "",
 ) -> CycleSummary:
     """Run `books_cycle` once, in this process, for `as_of`; never reads the wall clock.
 
     The same (as-of, policy, attempt) always gets the same books run id, so re-running a cycle
     that was killed half way lets the write-back ledger skip what was already applied. The whole
-    cycle holds the warehouse lease: a second cycle fails at once with
-    `warehouse.lease.WarehouseBusyError` naming the holder (or waits `lease_wait_seconds`).
+    cycle holds the warehouse lease, keyed by the Dagster run id so the run's steps join it: a
+    second cycle (another `books run`, or a scheduled Dagster run) fails with
+    `warehouse.lease.WarehouseBusyError` naming the holder (after `lease_wait_seconds`).
+    `accept_row_drop`: objects whose row-count drop this run accepts (recorded with
+    `accepted_by` and `accept_reason` in ops.row_drop_overrides; see contracts.overrides).
     """
     paths = paths or resolve_paths()
     policy = load_policy(paths.policy)
     version = policy_version(policy)
     run_id = make_run_id(as_of, version, attempt)
+    extra_tags = _row_drop_tags(accept_row_drop, accepted_by, accept_reason)
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
     holder = f"books cycle {run_id}"
-    with acquire(paths.warehouse, holder, wait_seconds=lease_wait_seconds):
+    dagster_run_id = str(uuid.uuid4())
+    with acquire(paths.warehouse, holder, wait_seconds=lease_wait_seconds, run_key=dagster_run_id):
         _say(progress, f"books cycle as of {as_of}: run {run_id}, policy {version[:12]}")
         summary = _run_locked(
             as_of, run_id, version, policy.crm.kind, dry_run, override_guard, progress, paths,
-            instance,
+            instance, dagster_run_id, extra_tags,
         )  # fmt: skip
         if summary.success:
             _publish(summary, paths, progress)
     _say(progress, f"books cycle {'done' if summary.success else 'failed'}")
     return summary
+
+
+def _row_drop_tags(objects: tuple[str, ...], by: str, reason: str) -> dict[str, str]:
+    """The run tags of a row-drop override; who and why are required with any object."""
+    names = parse_objects(objects)
+    if not names:
+        return {}
+    if not (by.strip() and reason.strip()):
+        raise ValueError("accepting a row-count drop needs who (--by) and why (--reason)")
+    return {
+        TAG_ACCEPT_ROW_DROP: ",".join(names),
+        TAG_ACCEPTED_BY: by.strip(),
+        TAG_ACCEPT_REASON: reason.strip(),
+    }
 
 
 def _publish(summary: CycleSummary, paths: BooksPaths, progress: Progress | None) -> None:
@@ -294,6 +322,8 @@ def _run_locked(
     progress: Progress | None,
     paths: BooksPaths,
     instance: dg.DagsterInstance | None,
+    dagster_run_id: str,
+    extra_tags: dict[str, str],
 ) -> CycleSummary:
     """Execute the job and read back what it did (the caller holds the warehouse lease)."""
     collected: dict[str, Any] = {"failed": [], "materialized": {}}
@@ -303,9 +333,10 @@ def _run_locked(
         job = defs.resolve_job_def(JOB_NAME)
         if instance is None:
             instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(paths.dagster_home)))
-        dagster_run_id = str(uuid.uuid4())
         instance.add_event_listener(dagster_run_id, _step_listener(progress, collected))
-        tags = cycle_tags(as_of, run_id, dry_run=dry_run, override_guard=override_guard)
+        tags = cycle_tags(
+            as_of, run_id, dry_run=dry_run, override_guard=override_guard, extra=extra_tags
+        )
         result = job.execute_in_process(
             instance=instance, run_id=dagster_run_id, tags=tags, raise_on_error=False
         )
@@ -317,7 +348,11 @@ def _run_locked(
     )
     outcomes = write_back_meta.get("outcomes")
     write_back = dict(outcomes) if isinstance(outcomes, dict) else {}
-    for name in ("planned_changes", "conflicts", "api_calls"):
+    # Per synced object (account_*, lead_*: orchestration/write_back.py) after the totals.
+    per_object = sorted(
+        k for k in write_back_meta if k.endswith(("_planned_changes", "_conflicts"))
+    )
+    for name in ("planned_changes", "conflicts", "api_calls", *per_object):
         if name in write_back_meta:
             write_back[name] = write_back_meta[name]
     report = report_path(str(paths.warehouse), as_of.isoformat())

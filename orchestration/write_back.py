@@ -1,7 +1,9 @@
 """The write-back step as Dagster definitions: a blocking guard check and a thin write asset.
 
 All logic (plan, guards, ledger, batched apply, recovery) lives in `reverse_etl`, which has no
-Dagster imports. Two gates stand between the decisions and the CRM:
+Dagster imports. One step writes every synced CRM object (Account changes and the Lead owners of
+lead routing, `reverse_etl.SYNC_OBJECTS`), with metadata per object. Two gates stand between
+the decisions and the CRM:
 
 1. the dbt build (transform + decide): a failing error-level dbt test on any model, including
    the decision and sync models, fails the dbt step, so nothing downstream runs;
@@ -25,9 +27,10 @@ from orchestration.cycle import (
     flag_of,
 )
 from orchestration.resources import CrmOpener, WarehouseResource
-from reverse_etl import Plan, WritePolicy, apply_plan, plan_write_back
+from reverse_etl import SYNC_OBJECTS, Plan, WritePolicy, apply_plan, plan_write_back
 
 SYNC_MODEL_KEY = dg.AssetKey(["sync_salesforce__accounts"])
+SYNC_MODEL_KEYS = [dg.AssetKey([o.model]) for o in SYNC_OBJECTS.values()]
 WRITE_BACK_KEY = dg.AssetKey(["salesforce_write_back"])
 GUARD_CHECK_NAME = "write_back_guard"
 
@@ -78,6 +81,7 @@ def write_back_guard(
         metadata={
             "run_id": run_id,
             "planned_changes": len(plan.changes),
+            "planned_changes_by_object": dg.MetadataValue.json(plan.count_by_object()),
             "moves_to_pool": plan.moves,
             "owned_accounts": plan.owned_accounts,
             "blocked_reasons": "; ".join(plan.blocked_reasons) or "none",
@@ -88,7 +92,7 @@ def write_back_guard(
 
 @dg.asset(
     key=WRITE_BACK_KEY,
-    deps=[SYNC_MODEL_KEY],
+    deps=SYNC_MODEL_KEYS,
     group_name="write_back",
     kinds={"salesforce", "python"},
     pool=DUCKDB_POOL,
@@ -99,7 +103,8 @@ def salesforce_write_back(
     warehouse: WarehouseResource,
     crm: dg.ResourceParam[CrmOpener],
 ) -> dg.MaterializeResult:
-    """Write this run's ownership and book-status changes to the CRM, exactly once each.
+    """Write this run's account ownership/book-status changes and lead owners to the CRM,
+    exactly once each.
 
     The plan is stored in the warehouse ledger before any call; a dry run stops there, a plan
     blocked by the blast-radius guard stops there unless the run carries the override tag.
@@ -121,7 +126,6 @@ def salesforce_write_back(
     else:
         with crm.open() as connection:
             report = apply_plan(connection, path, plan, override_guard=override)
-    preview = "\n".join(f"| {a} | {f} | {b} | {t} |" for a, f, b, t in report.plan_rows[:20])
     metadata: dict[str, Any] = {
         "run_id": run_id,
         "dry_run": dry_run,
@@ -133,8 +137,15 @@ def salesforce_write_back(
         "conflicts": len(report.conflicts),
         "readback_mismatches": report.readback_mismatches,
         "stopped_by_api_budget": report.stopped_by_budget,
-        "plan_preview": dg.MetadataValue.md(
-            "| account | field | before | after |\n|---|---|---|---|\n" + preview
-        ),
     }
+    for name, count in plan.count_by_object().items():
+        key = name.lower()
+        rows = [r for r in report.plan_rows if r[0] == name]
+        preview = "\n".join(f"| {rec} | {f} | {b} | {t} |" for _o, rec, f, b, t in rows[:20])
+        metadata[f"{key}_planned_changes"] = count
+        metadata[f"{key}_outcomes"] = dg.MetadataValue.json(report.outcomes_by_object.get(name, {}))
+        metadata[f"{key}_conflicts"] = sum(c.sobject == name for c in report.conflicts)
+        metadata[f"{key}_plan_preview"] = dg.MetadataValue.md(
+            f"| {key} | field | before | after |\n|---|---|---|---|\n{preview}"
+        )
     return dg.MaterializeResult(metadata=metadata)

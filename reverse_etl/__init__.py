@@ -4,7 +4,16 @@ No Dagster imports: the orchestration asset is a thin wrapper around these funct
 """
 
 from reverse_etl.apply import ApplyReport, Conflict, apply_plan, recover
-from reverse_etl.plan import Change, Plan, PlanError, build_plan, load_sync_rows, plan_write_back
+from reverse_etl.plan import (
+    SYNC_OBJECTS,
+    Change,
+    Plan,
+    PlanError,
+    SyncObject,
+    build_plan,
+    load_sync_rows,
+    plan_write_back,
+)
 from reverse_etl.policy import WritePolicy
 
 __all__ = [
@@ -13,6 +22,8 @@ __all__ = [
     "Conflict",
     "Plan",
     "PlanError",
+    "SYNC_OBJECTS",
+    "SyncObject",
     "WritePolicy",
     "apply_plan",
     "build_plan",

@@ -1,6 +1,7 @@
 """Apply a stored plan to the CRM: re-read, guard, write in batches, read back, log every row.
 
-Per chunk of ledger rows: re-read the accounts (`Id IN (...)`); a field someone else changed
+Rows are handled per CRM object (Account, Lead; one object per call), with the same guarantees.
+Per chunk of ledger rows: re-read the records (`Id IN (...)`); a field someone else changed
 since this run's read is a conflict (reported, never overwritten); a row already holding the
 desired values is `unchanged` (no call). The rest is written with sObject Collections (200 per
 call, allOrNone=false) or, above `bulk_threshold`, one Bulk API 2.0 job; results are matched
@@ -26,7 +27,7 @@ from pathlib import Path
 from crm.retry import TRANSIENT_ERROR_CODES, Backoff, RetryPolicy
 from reverse_etl import destination as dest
 from reverse_etl import ledger
-from reverse_etl.guards import ApiBudget
+from reverse_etl.guards import ApiBudget, held_change_keys
 from reverse_etl.ledger import (
     ACKED,
     APPLIED,
@@ -52,7 +53,8 @@ Clock = Callable[[], dt.datetime]
 
 @dataclass(frozen=True)
 class Conflict:
-    account_id: str
+    sobject: str
+    record_id: str
     field: str
     before: str | None  # what this run read
     current: str | None  # what the CRM holds now
@@ -67,17 +69,22 @@ class ApplyReport:
     dry_run: bool = False
     planned: int = 0
     blocked_reasons: tuple[str, ...] = ()
+    # Why changes were held back (per-book guard): they stay planned, unsent, unless overridden.
+    held_reasons: tuple[str, ...] = ()
+    held: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     api_calls: int = 0
     write_calls: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
-    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # account, code, message
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # record id, code, message
     retried_records: int = 0
     readback_mismatches: int = 0
     stopped_by_budget: bool = False
     recovered: int = 0
     rounds: int = 0
-    plan_rows: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+    # (sobject, record_id, field, before, after) per planned field: the printable plan.
+    plan_rows: list[tuple[str, str, str, str | None, str | None]] = field(default_factory=list)
+    outcomes_by_object: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def is_blocked(self) -> bool:
@@ -86,6 +93,14 @@ class ApplyReport:
 
 def _chunks(items: Sequence, size: int) -> list[Sequence]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _by_object(rows: Sequence[LedgerRow]) -> list[tuple[str, list[LedgerRow]]]:
+    """Rows grouped by CRM object, objects in name order (a call never mixes objects)."""
+    groups: dict[str, list[LedgerRow]] = {}
+    for row in rows:
+        groups.setdefault(row.sobject, []).append(row)
+    return sorted(groups.items())
 
 
 class _Writer:
@@ -143,8 +158,7 @@ class _Writer:
                 log.info("round %d: %d records to retry after %.2fs", rnd + 1, len(pending), wait)
                 self.sleep(wait)
             self.report.rounds += 1
-            bulk = len(pending) > self.policy.bulk_threshold
-            finished = self._round(pending, bulk)
+            finished = self._round(pending)
             if not finished:
                 break
             keys = {r.change_key for r in pending}
@@ -169,8 +183,15 @@ class _Writer:
                 log_retry=True,
             )
 
-    def _round(self, pending: list[LedgerRow], bulk: bool) -> bool:
-        """One pass over `pending`; False if the API budget stopped it."""
+    def _round(self, pending: list[LedgerRow]) -> bool:
+        """One pass over `pending`, object by object; False if the API budget stopped it."""
+        for _sobject, rows in _by_object(pending):
+            if not self._round_object(rows, len(rows) > self.policy.bulk_threshold):
+                return False
+        return True
+
+    def _round_object(self, pending: list[LedgerRow], bulk: bool) -> bool:
+        """One pass over rows of one object; False if the API budget stopped it."""
         to_send: list[LedgerRow] = []
         for chunk in _chunks(pending, self.policy.read_chunk):
             sendable = self._reread(list(chunk))
@@ -194,15 +215,17 @@ class _Writer:
 
     # -- re-read and classify --------------------------------------------------------------
     def _reread(self, chunk: list[LedgerRow]) -> list[LedgerRow] | None:
-        """Re-read the CRM and settle rows that need no write; returns the rows to send."""
+        """Re-read the CRM (one object) and settle rows needing no write; returns rows to send."""
         if not self._allows(1):
             return None
         fields = {f for r in chunk for f in r.after}
-        current = dest.read_accounts(self.conn, [r.account_id for r in chunk], fields)
+        current = dest.read_records(
+            self.conn, chunk[0].sobject, [r.record_id for r in chunk], fields
+        )
         settled: list[Transition] = []
         sendable: list[LedgerRow] = []
         for row in chunk:
-            cur = current.get(dest.norm_id(row.account_id))
+            cur = current.get(dest.norm_id(row.record_id))
             if cur is None:
                 # Not visible (deleted or unknown): send, so the CRM states its own error code.
                 sendable.append(row)
@@ -217,7 +240,7 @@ class _Writer:
                 for f in sorted(row.after)
                 if cur[f] != row.before[f] and cur[f] != row.after[f]
                 for dest_conflict in [
-                    Conflict(row.account_id, f, row.before[f], cur[f], row.after[f])
+                    Conflict(row.sobject, row.record_id, f, row.before[f], cur[f], row.after[f])
                 ]
             ]
             if clashes:
@@ -261,7 +284,7 @@ class _Writer:
             return Transition(row.change_key, ACKED, attempts, None, None, job_id)
         if result.code in TRANSIENT_ERROR_CODES:
             return Transition(row.change_key, RETRY, attempts, result.code, result.message, job_id)
-        self.report.rejected.append((row.account_id, str(result.code), str(result.message)))
+        self.report.rejected.append((row.record_id, str(result.code), str(result.message)))
         return Transition(row.change_key, REJECTED, attempts, result.code, result.message, job_id)
 
     def _send_collection(self, batch: list[LedgerRow]) -> None:
@@ -270,7 +293,7 @@ class _Writer:
         self._write_call()
         try:
             results = dest.update_collection(
-                self.conn, {dest.norm_id(r.account_id): r.after for r in batch}
+                self.conn, batch[0].sobject, {dest.norm_id(r.record_id): r.after for r in batch}
             )
         except Exception as exc:  # noqa: BLE001 - the ledger must record any failure
             code = getattr(exc, "code", type(exc).__name__)
@@ -283,14 +306,14 @@ class _Writer:
             )
             return
         self.on_event("collection_after_ack")
-        self._commit([self._outcome(r, results.get(dest.norm_id(r.account_id))) for r in batch])
+        self._commit([self._outcome(r, results.get(dest.norm_id(r.record_id))) for r in batch])
 
     def _send_bulk(self, rows: list[LedgerRow]) -> None:
         self._mark_sending(rows)
         self.on_event("bulk_before_create")
         try:
             self._write_call()
-            job_id = dest.bulk_create_job(self.conn)
+            job_id = dest.bulk_create_job(self.conn, rows[0].sobject)
             self._commit(
                 [
                     Transition(r.change_key, SENDING, r.attempts + 1, None, None, job_id)
@@ -302,7 +325,7 @@ class _Writer:
             dest.bulk_upload_and_close(
                 self.conn,
                 job_id,
-                dest.bulk_csv({dest.norm_id(r.account_id): r.after for r in rows}),
+                dest.bulk_csv({dest.norm_id(r.record_id): r.after for r in rows}),
             )
             self.on_event("bulk_closed")
             state = dest.bulk_wait(
@@ -328,7 +351,7 @@ class _Writer:
             return
         self.on_event("bulk_after_results")
         self._commit(
-            [self._outcome(r, results.get(dest.norm_id(r.account_id)), job_id) for r in rows]
+            [self._outcome(r, results.get(dest.norm_id(r.record_id)), job_id) for r in rows]
         )
 
     def _read_back(self, rows: list[LedgerRow]) -> None:
@@ -337,12 +360,15 @@ class _Writer:
         acked = [r for r in ledger.rows(self.path, (ACKED,)) if r.change_key in keys]
         if not acked:
             return
-        current = dest.read_accounts(
-            self.conn, [r.account_id for r in acked], {f for r in acked for f in r.after}
+        current = dest.read_records(
+            self.conn,
+            acked[0].sobject,
+            [r.record_id for r in acked],
+            {f for r in acked for f in r.after},
         )
         items = []
         for row in acked:
-            cur = current.get(dest.norm_id(row.account_id))
+            cur = current.get(dest.norm_id(row.record_id))
             if cur is not None and all(cur[f] == row.after[f] for f in row.after):
                 items.append(Transition(row.change_key, APPLIED, row.attempts))
             else:
@@ -375,13 +401,19 @@ def apply_plan(
     policy = policy or plan.policy
     report = ApplyReport(plan.run_id, dry_run=dry_run, planned=len(plan.changes))
     report.plan_rows = plan.rows()
+    report.held_reasons = tuple(sorted({hold.reason for hold in plan.held}))
+    report.held = len(plan.held)
     if dry_run:
         report.blocked_reasons = plan.blocked_reasons
         report.outcomes = {PLANNED: len(plan.changes)}
+        report.outcomes_by_object = {
+            name: {PLANNED: n} for name, n in plan.count_by_object().items() if n
+        }
         return report
     if plan.is_blocked and not override_guard:
         report.blocked_reasons = plan.blocked_reasons
         report.outcomes = ledger.counts(warehouse_path, plan.run_id)
+        report.outcomes_by_object = ledger.counts_by_object(warehouse_path, plan.run_id)
         log.error("write-back blocked for run %s: %s", plan.run_id, "; ".join(plan.blocked_reasons))
         return report
     calls0 = conn.request_count
@@ -389,10 +421,24 @@ def apply_plan(
     if plan.is_blocked:
         log.warning("override: writing blocked plan %s (%s)", plan.run_id, plan.blocked_reasons)
         ledger.mark_overridden(warehouse_path, plan.run_id, clock)
+    held = held_change_keys(warehouse_path, plan.run_id, override=override_guard, clock=clock)
+    report.held = len(held)
+    if held:
+        log.warning("write-back %s: %d changes held back: %s", plan.run_id, len(held),
+                    "; ".join(report.held_reasons))  # fmt: skip
+    else:
+        report.held_reasons = ()
     writer = _Writer(conn, warehouse_path, policy, report, sleep, clock, on_event)
-    writer.run(ledger.rows(warehouse_path, (PLANNED, RETRY), run_id=plan.run_id))
+    writer.run(
+        [
+            row
+            for row in ledger.rows(warehouse_path, (PLANNED, RETRY), run_id=plan.run_id)
+            if row.change_key not in held
+        ]
+    )
     report.api_calls = conn.request_count - calls0
     report.outcomes = ledger.counts(warehouse_path, plan.run_id)
+    report.outcomes_by_object = ledger.counts_by_object(warehouse_path, plan.run_id)
     log.info("write-back %s: %s, %d API calls", plan.run_id, report.outcomes, report.api_calls)
     return report
 

@@ -1,4 +1,5 @@
-"""Salesforce Account as a write-back destination: read by id, write by Collections or Bulk 2.0.
+"""Salesforce sObjects (Account, Lead) as write-back destinations: read by id, write by
+Collections or Bulk 2.0. Every call names its object; one call never mixes objects.
 
 Every result is keyed by record id, never by position (an API that reorders or drops results
 must not make us attribute one account's outcome to another). HTTP-level retries (429, 503,
@@ -19,7 +20,6 @@ from local_crm.db import to_id18
 
 log = logging.getLogger(__name__)
 
-OBJECT = "Account"
 BULK_NULL = "#N/A"  # Bulk 2.0 CSV: empty cell = leave as is, #N/A = set to null
 
 
@@ -55,15 +55,15 @@ def text(value: object) -> str | None:
     return canonical_value(value)
 
 
-def read_accounts(
-    conn: Connection, ids: Sequence[str], fields: Iterable[str]
+def read_records(
+    conn: Connection, sobject: str, ids: Sequence[str], fields: Iterable[str]
 ) -> dict[str, dict[str, str | None]]:
-    """Current values of `fields` for live accounts in `ids` (absent: deleted or unknown)."""
+    """Current values of `fields` for live `sobject` records in `ids` (absent: deleted/unknown)."""
     if not ids:
         return {}
     names = sorted(set(fields) - {"Id"})
     quoted = ",".join(f"'{norm_id(i)}'" for i in ids)  # ids are validated 18-char, not user text
-    soql = f"SELECT Id, {', '.join(names)} FROM {OBJECT} WHERE Id IN ({quoted})"
+    soql = f"SELECT Id, {', '.join(names)} FROM {sobject} WHERE Id IN ({quoted})"
     out: dict[str, dict[str, str | None]] = {}
     for page in conn.query_all_pages(soql):
         for rec in page:
@@ -72,13 +72,13 @@ def read_accounts(
 
 
 def update_collection(
-    conn: Connection, records: Mapping[str, Mapping[str, str | None]]
+    conn: Connection, sobject: str, records: Mapping[str, Mapping[str, str | None]]
 ) -> dict[str, RecordOutcome]:
     """PATCH composite/sobjects (allOrNone=false) for up to 200 records; results by id."""
     body = {
         "allOrNone": False,
         "records": [
-            {"attributes": {"type": OBJECT}, "Id": rec_id, **values}
+            {"attributes": {"type": sobject}, "Id": rec_id, **values}
             for rec_id, values in records.items()
         ],
     }
@@ -107,12 +107,12 @@ def update_collection(
 # -- Bulk API 2.0 ingest -----------------------------------------------------------------------
 
 
-def bulk_create_job(conn: Connection) -> str:
+def bulk_create_job(conn: Connection, sobject: str) -> str:
     resp = conn.request(
         "POST",
         "jobs/ingest",
         json={
-            "object": OBJECT,
+            "object": sobject,
             "operation": "update",
             "contentType": "CSV",
             "columnDelimiter": "COMMA",

@@ -1,9 +1,12 @@
 """Guards that stop a write-back before it does damage (issue 7 items 2 and 5).
 
 Blast radius: a rule bug that sends a large share of owned accounts back to the pool must not
-reach the CRM. A plan is blocked when its moves (owner rep -> pool user: retrievals and
-returns) exceed a share of all owned accounts, or a multiple of the median of recent plans, or
-a share of any one rep's book; an explicit per-run override lets it through.
+reach the CRM. A plan is blocked whole when its moves (owner rep -> pool user: retrievals and
+returns) exceed a share of all owned accounts or a multiple of the median of recent plans. A
+plan that takes more than a share of one rep's book is not blocked whole (one disengaged rep's
+stale book must not stop everyone's write-back): that rep's moves are held back - left planned
+in the ledger, recorded with a reason in `ops.write_holds`, not sent - and the rest writes. An
+explicit per-run override lets everything through.
 
 API budget: Salesforce counts every call against a daily allocation that other integrations
 share; the writer stops before `api_budget_share` of it and leaves the rest planned.
@@ -11,15 +14,17 @@ share; the writer stops before `api_budget_share` of it and leaves the rest plan
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import polars as pl
 
 from reverse_etl.policy import WritePolicy
 
@@ -38,14 +43,30 @@ class GuardContext:
     recent_moves: tuple[int, ...] = ()  # moves of previous plans, newest first
 
 
-def blast_radius(
-    changes: Iterable[Change], context: GuardContext, policy: WritePolicy
-) -> tuple[int, int, list[str]]:
-    """Return (moves, owned accounts, reasons to block); no reasons means the plan may write."""
+@dataclass(frozen=True)
+class Hold:
+    """One change held back by the per-book guard: not sent unless the run is overridden."""
+
+    change_key: str
+    record_id: str
+    owner_id: str
+    reason: str
+
+
+def _moves_by_owner(changes: Iterable[Change]) -> Counter[str]:
     from_owner: Counter[str] = Counter()
     for change in changes:
         if change.is_move:
             from_owner[str(change.before["OwnerId"])] += 1
+    return from_owner
+
+
+def blast_radius(
+    changes: Iterable[Change], context: GuardContext, policy: WritePolicy
+) -> tuple[int, int, list[str]]:
+    """Return (moves, owned accounts, reasons to block the whole plan); no reasons means the
+    plan may write (`held_moves` says which single-book moves wait)."""
+    from_owner = _moves_by_owner(changes)
     moves = sum(from_owner.values())
     owned = sum(n for o, n in context.owner_counts.items() if o not in context.pool_owner_ids)
     reasons: list[str] = []
@@ -64,15 +85,110 @@ def blast_radius(
                 f"the median {median:g} of the last {len(recent)} plans "
                 "(guards.max_move_vs_recent_median)"
             )
-    for owner, n in sorted(from_owner.items()):
+    return moves, owned, reasons
+
+
+def held_moves(
+    changes: Iterable[Change], context: GuardContext, policy: WritePolicy
+) -> tuple[Hold, ...]:
+    """The moves out of each book that would lose more than guards.max_share_of_one_book of it
+    (books of at least min_book_for_share_guard accounts): all of that owner's moves wait."""
+    changes = list(changes)
+    over: dict[str, str] = {}
+    for owner, n in sorted(_moves_by_owner(changes).items()):
         book = context.owner_counts.get(owner, 0)
         if book >= policy.min_book_for_share_guard and n / book > policy.max_share_of_one_book:
-            reasons.append(
-                f"plan takes {n} of the {book} accounts of owner {owner} "
+            over[owner] = (
+                f"held: plan takes {n} of the {book} accounts of owner {owner} "
                 f"({n / book:.0%} > guards.max_share_of_one_book "
-                f"{policy.max_share_of_one_book:.0%})"
+                f"{policy.max_share_of_one_book:.0%}); review that book, or override the run"
             )
-    return moves, owned, reasons
+    return tuple(
+        Hold(c.change_key, c.record_id, owner, over[owner])
+        for c in changes
+        if c.is_move and (owner := str(c.before["OwnerId"])) in over
+    )
+
+
+def _utc_now() -> dt.datetime:
+    """Stamp for hold rows (operational metadata only; no decision reads it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+_HOLDS_DDL = """
+create schema if not exists ops;
+create table if not exists ops.write_holds (
+    run_id varchar not null,
+    change_key varchar not null,
+    record_id varchar not null,
+    owner_id varchar not null,
+    reason varchar not null,
+    held_at timestamptz not null,
+    released_at timestamptz          -- set when an override let the change through
+);
+"""
+
+
+def store_holds(
+    warehouse_path: str | Path, run_id: str, holds: Iterable[Hold], clock: Callable[[], dt.datetime]
+) -> None:
+    """Record this run's held changes (replacing an earlier plan of the same run's)."""
+    holds = tuple(holds)
+    frame = pl.DataFrame(
+        [(h.change_key, h.record_id, h.owner_id, h.reason) for h in holds],
+        schema={
+            "change_key": pl.Utf8,
+            "record_id": pl.Utf8,
+            "owner_id": pl.Utf8,
+            "reason": pl.Utf8,
+        },
+        orient="row",
+    )
+    with duckdb.connect(str(warehouse_path)) as con:
+        con.execute(_HOLDS_DDL)
+        con.execute("begin")
+        con.execute(
+            "delete from ops.write_holds where run_id = ? and released_at is null", [run_id]
+        )
+        con.register("_holds", frame)
+        con.execute(
+            "insert into ops.write_holds select ?, change_key, record_id, owner_id, reason, ?, "
+            "null from _holds where change_key not in "
+            "(select change_key from ops.write_holds where run_id = ?)",
+            [run_id, clock(), run_id],
+        )
+        con.unregister("_holds")
+        con.execute("commit")
+    for hold in holds:
+        log.warning("write-back %s: %s %s", run_id, hold.record_id, hold.reason)
+
+
+def held_change_keys(
+    warehouse_path: str | Path,
+    run_id: str,
+    *,
+    override: bool = False,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> frozenset[str]:
+    """Change keys of `run_id` the writer must not send; an override releases them (recorded)."""
+    with duckdb.connect(str(warehouse_path)) as con:
+        con.execute(_HOLDS_DDL)
+        keys = frozenset(
+            r[0]
+            for r in con.execute(
+                "select change_key from ops.write_holds where run_id = ? and released_at is null",
+                [run_id],
+            ).fetchall()
+        )
+        if override and keys:
+            stamp = (clock or _utc_now)()
+            con.execute(
+                "update ops.write_holds set released_at = ? "
+                "where run_id = ? and released_at is null",
+                [stamp, run_id],
+            )
+            log.warning("override: releasing %d held changes of run %s", len(keys), run_id)
+    return frozenset() if override else keys
 
 
 def load_guard_context(

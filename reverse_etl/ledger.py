@@ -10,6 +10,9 @@ unchanged | conflict | rejected (decided on the pre-write re-read); planned | re
 superseded (a newer run planned again). `sync_log` gets one append-only row per attempted
 change when it reaches an outcome, written in the same transaction as the state.
 
+Rows name their CRM object (`sobject`: Account, Lead) and record (`record_id`). A ledger made
+before leads were written (an `account_id` column, no `sobject`) is migrated in place on connect.
+
 Connections are opened per step and closed at once: DuckDB allows one writer per file.
 """
 
@@ -56,7 +59,7 @@ create table if not exists ops.write_plans (
 create table if not exists ops.write_ledger (
     change_key varchar not null,
     run_id varchar not null,
-    account_id varchar not null,
+    record_id varchar not null,
     fields varchar not null,          -- JSON list, sorted
     before_json varchar not null,     -- canonical JSON {field: value read this run}
     after_json varchar not null,      -- canonical JSON {field: desired value}
@@ -67,12 +70,13 @@ create table if not exists ops.write_ledger (
     error_message varchar,
     bulk_job_id varchar,
     planned_at timestamptz not null,
-    updated_at timestamptz not null
+    updated_at timestamptz not null,
+    sobject varchar not null default 'Account'
 );
 create table if not exists ops.sync_log (
     change_key varchar not null,
     run_id varchar not null,
-    account_id varchar not null,
+    record_id varchar not null,
     fields varchar not null,
     before_json varchar not null,
     after_json varchar not null,
@@ -81,9 +85,13 @@ create table if not exists ops.sync_log (
     error_code varchar,
     error_message varchar,
     planned_at timestamptz not null,
-    finished_at timestamptz not null
+    finished_at timestamptz not null,
+    sobject varchar not null default 'Account'
 );
 """
+
+# Ledgers written before leads: rename account_id -> record_id, add sobject (all Account).
+_MIGRATE = ("write_ledger", "sync_log")
 
 
 def utc_now() -> dt.datetime:
@@ -95,7 +103,8 @@ def utc_now() -> dt.datetime:
 class LedgerRow:
     change_key: str
     run_id: str
-    account_id: str
+    sobject: str
+    record_id: str
     before: dict[str, str | None]
     after: dict[str, str | None]
     state: str
@@ -120,7 +129,22 @@ class Transition:
 def connect(warehouse_path: str | Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(warehouse_path))
     con.execute(_DDL)
+    _migrate(con)
     return con
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a pre-lead ledger (account_id, no sobject) to the current columns."""
+    old = con.execute(
+        "select table_name from information_schema.columns where table_schema = 'ops' "
+        "and column_name = 'account_id' and list_contains(?, table_name)",
+        [list(_MIGRATE)],
+    ).fetchall()
+    for (table,) in old:
+        con.execute(f"alter table ops.{table} rename column account_id to record_id")
+        con.execute(
+            f"alter table ops.{table} add column if not exists sobject varchar default 'Account'"
+        )
 
 
 def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
@@ -133,7 +157,8 @@ def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
     frame = pl.DataFrame(
         {
             "change_key": [c.change_key for c in plan.changes],
-            "account_id": [c.account_id for c in plan.changes],
+            "sobject": [c.sobject for c in plan.changes],
+            "record_id": [c.record_id for c in plan.changes],
             "fields": [json.dumps(list(c.fields)) for c in plan.changes],
             "before_json": [canonical_json(c.before) for c in plan.changes],
             "after_json": [canonical_json(c.after) for c in plan.changes],
@@ -141,7 +166,8 @@ def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
         },
         schema={
             "change_key": pl.Utf8,
-            "account_id": pl.Utf8,
+            "sobject": pl.Utf8,
+            "record_id": pl.Utf8,
             "fields": pl.Utf8,
             "before_json": pl.Utf8,
             "after_json": pl.Utf8,
@@ -163,8 +189,9 @@ def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
             [SUPERSEDED, now, plan.run_id, PLANNED],
         )
         con.execute(
-            "insert into ops.write_ledger select p.change_key, ?, p.account_id, p.fields, "
-            "p.before_json, p.after_json, p.is_move, ?, 0, null, null, null, ?, ? from _plan p "
+            "insert into ops.write_ledger by name select p.change_key, ? as run_id, p.sobject, "
+            "p.record_id, p.fields, p.before_json, p.after_json, p.is_move, ? as state, "
+            "0 as attempts, ? as planned_at, ? as updated_at from _plan p "
             "where p.change_key not in (select change_key from ops.write_ledger)",
             [plan.run_id, PLANNED, now, now],
         )
@@ -213,9 +240,10 @@ def mark_overridden(warehouse_path: str | Path, run_id: str, clock: Clock) -> No
 def rows(
     warehouse_path: str | Path, states: Sequence[str], run_id: str | None = None
 ) -> list[LedgerRow]:
-    """Ledger rows in the given states (of one run, or of all runs), by account id."""
+    """Ledger rows in the given states (of one run, or of all runs), by object and record id."""
     sql = (
-        "select change_key, run_id, account_id, before_json, after_json, state, attempts, "
+        "select change_key, run_id, sobject, record_id, before_json, after_json, state, "
+        "attempts, "
         "bulk_job_id, error_code, error_message from ops.write_ledger "
         "where list_contains(?, state)"
     )
@@ -224,10 +252,10 @@ def rows(
         sql += " and run_id = ?"
         params.append(run_id)
     with connect(warehouse_path) as con:
-        result = con.execute(sql + " order by account_id, change_key", params).fetchall()
+        result = con.execute(sql + " order by sobject, record_id, change_key", params).fetchall()
     return [
-        LedgerRow(k, r, a, json.loads(b), json.loads(af), s, n, j, ec, em)
-        for k, r, a, b, af, s, n, j, ec, em in result
+        LedgerRow(k, r, o, a, json.loads(b), json.loads(af), s, n, j, ec, em)
+        for k, r, o, a, b, af, s, n, j, ec, em in result
     ]
 
 
@@ -277,14 +305,29 @@ def transition(
             [now],
         )
         con.execute(
-            "insert into ops.sync_log select l.change_key, l.run_id, l.account_id, l.fields, "
-            "l.before_json, l.after_json, t.state, t.attempts, t.error_code, t.error_message, "
-            "l.planned_at, ? from _t as t join ops.write_ledger as l using (change_key) "
+            "insert into ops.sync_log by name select l.change_key, l.run_id, l.sobject, "
+            "l.record_id, l.fields, l.before_json, l.after_json, t.state as outcome, "
+            "t.attempts, t.error_code, t.error_message, l.planned_at, ? as finished_at "
+            "from _t as t join ops.write_ledger as l using (change_key) "
             "where list_contains(?, t.state)",
             [now, logged],
         )
         con.unregister("_t")
         con.execute("commit")
+
+
+def counts_by_object(warehouse_path: str | Path, run_id: str) -> dict[str, dict[str, int]]:
+    """Ledger rows of one run per object and state: the per-object write-back metadata."""
+    with connect(warehouse_path) as con:
+        result = con.execute(
+            "select sobject, state, count(*) from ops.write_ledger where run_id = ? "
+            "group by all order by all",
+            [run_id],
+        ).fetchall()
+    out: dict[str, dict[str, int]] = {}
+    for sobject, state, n in result:
+        out.setdefault(sobject, {})[state] = n
+    return out
 
 
 def counts(warehouse_path: str | Path, run_id: str | None = None) -> dict[str, int]:

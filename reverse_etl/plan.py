@@ -1,10 +1,11 @@
-"""Plan: turn the sync model's rows into per-account changes with deterministic change keys.
+"""Plan: turn the sync models' rows into per-record changes with deterministic change keys.
 
-A change is the set of fields one run wants to write on one account, with the values read this
-run (`before`) and the desired values (`after`). Its key hashes the run, the account and the
-canonical (sorted, JSON) field/value set, so re-planning the same run yields the same keys and
-the ledger can refuse to apply anything twice. Only fields on the static allowlist
-(`local_crm.schema.WRITABLE_ACCOUNT_FIELDS`) may ever be planned.
+A change is the set of fields one run wants to write on one record of one CRM object (Account,
+Lead), with the values read this run (`before`) and the desired values (`after`). Its key
+hashes the run, the object, the record and the canonical (sorted, JSON) field/value set, so
+re-planning the same run yields the same keys and the ledger can refuse to apply anything
+twice. Each object has one sync model and a static field allowlist (`SYNC_OBJECTS`): only
+those fields may ever be planned (a Lead only ever changes OwnerId).
 """
 
 from __future__ import annotations
@@ -22,15 +23,46 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from local_crm.schema import WRITABLE_ACCOUNT_FIELDS
-from reverse_etl.guards import GuardContext, blast_radius, load_guard_context
+from local_crm.schema import OBJECTS, WRITABLE_ACCOUNT_FIELDS
+from reverse_etl.guards import (
+    GuardContext,
+    Hold,
+    blast_radius,
+    held_moves,
+    load_guard_context,
+    store_holds,
+)
 from reverse_etl.policy import WritePolicy
 
 log = logging.getLogger(__name__)
 
-SYNC_MODEL = "sync.sync_salesforce__accounts"
+
+@dataclass(frozen=True)
+class SyncObject:
+    """One CRM object the write-back may change: its sync model, id column and field allowlist."""
+
+    name: str  # Salesforce sObject API name
+    model: str  # table in the warehouse schema `sync`
+    id_column: str  # the model's record id column
+    writable_fields: tuple[str, ...]
+
+    @property
+    def key_prefix(self) -> str:
+        return OBJECTS[self.name].key_prefix
+
+    @property
+    def relation(self) -> str:
+        return f"sync.{self.model}"
+
+
+ACCOUNT = SyncObject("Account", "sync_salesforce__accounts", "account_id", WRITABLE_ACCOUNT_FIELDS)
+# Leads follow their matched account's owner (R7 lead routing): nothing else on a Lead is ours.
+LEAD = SyncObject("Lead", "sync_salesforce__leads", "lead_id", ("OwnerId",))
+SYNC_OBJECTS: dict[str, SyncObject] = {o.name: o for o in (ACCOUNT, LEAD)}
+
 INPUT_SCHEMA = {
-    "account_id": pl.Utf8,
+    "sobject": pl.Utf8,
+    "record_id": pl.Utf8,
     "field": pl.Utf8,
     "before_value": pl.Utf8,
     "after_value": pl.Utf8,
@@ -38,7 +70,7 @@ INPUT_SCHEMA = {
 
 
 class PlanError(ValueError):
-    """The sync rows cannot be planned safely (unknown field, duplicate row, bad id)."""
+    """The sync rows cannot be planned safely (unknown object or field, duplicate row, bad id)."""
 
 
 def canonical_value(value: Any) -> str | None:
@@ -60,22 +92,26 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def change_key(run_id: str, account_id: str, after: dict[str, str | None]) -> str:
-    """Deterministic id of one change: hash(run, account, sorted field set + desired values)."""
-    payload = canonical_json({"run_id": run_id, "account_id": account_id, "after": after})
+def change_key(run_id: str, sobject: str, record_id: str, after: dict[str, str | None]) -> str:
+    """Deterministic id of one change: hash(run, object, record, sorted fields + values)."""
+    payload = canonical_json(
+        {"run_id": run_id, "sobject": sobject, "record_id": record_id, "after": after}
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
 class Change:
-    """The fields one run writes on one account; `before` is what this run read."""
+    """The fields one run writes on one record of `sobject`; `before` is what this run read."""
 
     change_key: str
     run_id: str
-    account_id: str
+    sobject: str
+    record_id: str
     before: dict[str, str | None]
     after: dict[str, str | None]
-    is_move: bool = False  # owner goes from a rep to a pool user (retrieval or return)
+    # An Account's owner goes from a rep to a pool user (retrieval or return); never a Lead.
+    is_move: bool = False
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -92,16 +128,23 @@ class Plan:
     owned_accounts: int = 0
     blocked_reasons: tuple[str, ...] = ()
     policy: WritePolicy = field(default_factory=WritePolicy)
+    held: tuple[Hold, ...] = ()  # moves of over-share books: kept planned, not sent (guards.py)
 
     @property
     def is_blocked(self) -> bool:
         return bool(self.blocked_reasons)
 
-    def rows(self) -> list[tuple[str, str, str | None, str | None]]:
-        """(account_id, field, before, after) per planned field, sorted: the printable plan."""
+    def rows(self) -> list[tuple[str, str, str, str | None, str | None]]:
+        """(sobject, record_id, field, before, after) per planned field, sorted: the plan."""
         return sorted(
-            (c.account_id, f, c.before[f], c.after[f]) for c in self.changes for f in c.fields
+            (c.sobject, c.record_id, f, c.before[f], c.after[f])
+            for c in self.changes
+            for f in c.fields
         )
+
+    def count_by_object(self) -> dict[str, int]:
+        """Planned changes per CRM object (every sync object listed, zero included)."""
+        return {name: sum(c.sobject == name for c in self.changes) for name in SYNC_OBJECTS}
 
 
 def build_plan(
@@ -111,76 +154,106 @@ def build_plan(
     policy: WritePolicy | Any = None,
     context: GuardContext | None = None,
 ) -> Plan:
-    """Group (account_id, field, before_value, after_value) rows into changes and run the guards.
+    """Group (sobject, record_id, field, before_value, after_value) rows into changes; guard.
 
-    Raises PlanError naming the row for a field outside the allowlist or a duplicated field.
+    Raises PlanError naming the row for an unknown object, a field outside the object's
+    allowlist, an id of another object, or a duplicated field. Blast-radius guards count
+    Account moves only: a Lead follows its account's owner and is never moved to the pool.
     """
     policy = WritePolicy.from_policy(policy)
     context = context or GuardContext()
     missing = set(INPUT_SCHEMA) - set(rows.columns)
     if missing:
         raise PlanError(f"sync rows lack columns {sorted(missing)}; got {rows.columns}")
-    by_account: dict[str, tuple[dict[str, str | None], dict[str, str | None]]] = {}
-    for account_id, field_name, before, after in rows.select(list(INPUT_SCHEMA)).iter_rows():
-        if not account_id or len(str(account_id)) not in (15, 18):
-            raise PlanError(f"sync row has a malformed account_id {account_id!r} ({field_name})")
-        if field_name not in WRITABLE_ACCOUNT_FIELDS:
+    by_record: dict[tuple[str, str], tuple[dict[str, str | None], dict[str, str | None]]] = {}
+    for sobject, record_id, field_name, before, after in rows.select(
+        list(INPUT_SCHEMA)
+    ).iter_rows():
+        target = SYNC_OBJECTS.get(sobject)
+        if target is None:
             raise PlanError(
-                f"sync row for account {account_id} writes field {field_name!r}, which is not "
-                f"on the write allowlist {WRITABLE_ACCOUNT_FIELDS}"
+                f"sync row for {record_id} names object {sobject!r}; the write-back only "
+                f"writes {sorted(SYNC_OBJECTS)}"
+            )
+        if (
+            not record_id
+            or len(str(record_id)) not in (15, 18)
+            or not str(record_id).startswith(target.key_prefix)
+        ):
+            raise PlanError(
+                f"sync row has a malformed {sobject} id {record_id!r} ({field_name}); "
+                f"{sobject} ids start with {target.key_prefix!r}"
+            )
+        if field_name not in target.writable_fields:
+            raise PlanError(
+                f"sync row for {sobject} {record_id} writes field {field_name!r}, which is not "
+                f"on the {sobject} write allowlist {target.writable_fields}"
             )
         before_c, after_c = canonical_value(before), canonical_value(after)
-        entry = by_account.setdefault(str(account_id), ({}, {}))
-        if field_name in entry[1]:
-            raise PlanError(f"sync rows hold field {field_name} twice for account {account_id}")
+        entry = by_record.setdefault((sobject, str(record_id)), ({}, {}))
+        if field_name in entry[1] or field_name in entry[0]:
+            raise PlanError(f"sync rows hold field {field_name} twice for {sobject} {record_id}")
         if before_c == after_c:
-            log.debug("skipping %s.%s: desired equals read value", account_id, field_name)
+            log.debug(
+                "skipping %s %s.%s: desired equals read value", sobject, record_id, field_name
+            )
+            entry[0][field_name] = before_c  # seen, so a duplicate row is still caught
             continue
         entry[0][field_name] = before_c
         entry[1][field_name] = after_c
     changes = []
-    for account_id in sorted(by_account):
-        before, after = by_account[account_id]
+    for sobject, record_id in sorted(by_record):
+        before, after = by_record[(sobject, record_id)]
         if not after:
             continue
-        before = {k: before[k] for k in sorted(before)}
+        before = {k: before[k] for k in sorted(after)}
         after = {k: after[k] for k in sorted(after)}
         is_move = (
-            "OwnerId" in after
+            sobject == ACCOUNT.name
+            and "OwnerId" in after
             and after["OwnerId"] in context.pool_owner_ids
             and before["OwnerId"] not in context.pool_owner_ids
         )
-        changes.append(
-            Change(
-                change_key(run_id, account_id, after), run_id, account_id, before, after, is_move
-            )
-        )
+        key = change_key(run_id, sobject, record_id, after)
+        changes.append(Change(key, run_id, sobject, record_id, before, after, is_move))
     moves, owned, reasons = blast_radius(changes, context, policy)
-    return Plan(run_id, tuple(changes), moves, owned, tuple(reasons), policy)
+    held = held_moves(changes, context, policy)
+    return Plan(run_id, tuple(changes), moves, owned, tuple(reasons), policy, held)
 
 
 def load_sync_rows(warehouse_path: str | Path, run_id: str | None = None) -> pl.DataFrame:
-    """Read the sync model and unpivot it to (account_id, field, before_value, after_value).
+    """Read every sync model (`SYNC_OBJECTS`) and unpivot it to the long planner input.
 
-    The model is wide: `account_id`, and per writable field a desired column named as dlt names
-    the field (`owner_id`) and its read value prefixed `before_` (`before_owner_id`). A field
-    whose desired column is absent is not written by this product.
+    Each model is wide: its id column, and per writable field a desired column named as dlt
+    names the field (`owner_id`) and its read value prefixed `before_` (`before_owner_id`). A
+    field whose desired column is absent is not written by this product. A missing model is an
+    error: a silent gap would leave that object's decisions unwritten.
     """
     with _connect(warehouse_path, read_only=True) as con:
-        exists = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'sync' and table_name = 'sync_salesforce__accounts'"
-        ).fetchall()
-        if not exists[0][0]:
-            raise PlanError(f"{warehouse_path} has no {SYNC_MODEL}; run the dbt sync models first")
-        wide = con.sql(f"select * from {SYNC_MODEL}").pl()
-    if run_id is not None and "run_id" in wide.columns and wide.height:
-        runs = sorted(set(wide["run_id"].cast(pl.Utf8).to_list()))
-        if runs != [run_id]:
-            raise PlanError(
-                f"{SYNC_MODEL} was built for run(s) {runs}, not {run_id!r}; rebuild it first"
-            )
-    return sync_rows_from_wide(wide)
+        present = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'sync'"
+            ).fetchall()
+        }
+        absent = [o.relation for o in SYNC_OBJECTS.values() if o.model not in present]
+        if absent:
+            raise PlanError(f"{warehouse_path} has no {absent}; run the dbt sync models first")
+        wides = {
+            name: con.sql(f"select * from {o.relation}").pl() for name, o in SYNC_OBJECTS.items()
+        }
+    frames = []
+    for name, wide in wides.items():
+        target = SYNC_OBJECTS[name]
+        if run_id is not None and "run_id" in wide.columns and wide.height:
+            runs = sorted(set(wide["run_id"].cast(pl.Utf8).to_list()))
+            if runs != [run_id]:
+                raise PlanError(
+                    f"{target.relation} was built for run(s) {runs}, not {run_id!r}; "
+                    "rebuild it first"
+                )
+        frames.append(sync_rows_from_wide(wide, target))
+    return pl.concat(frames)
 
 
 def snake(field_name: str) -> str:
@@ -189,23 +262,24 @@ def snake(field_name: str) -> str:
     return re.sub(r"_+", "_", text)
 
 
-def sync_rows_from_wide(wide: pl.DataFrame) -> pl.DataFrame:
-    """Unpivot the wide sync model (`x`, `before_x` per field) into the long planner input."""
-    if set(INPUT_SCHEMA) <= set(wide.columns):
-        return wide.select([pl.col(c).cast(t) for c, t in INPUT_SCHEMA.items()])
-    if "account_id" not in wide.columns:
-        raise PlanError(f"{SYNC_MODEL} has no account_id column; columns: {wide.columns}")
+def sync_rows_from_wide(wide: pl.DataFrame, target: SyncObject = ACCOUNT) -> pl.DataFrame:
+    """Unpivot one wide sync model (`x`, `before_x` per field) into the long planner input."""
+    if target.id_column not in wide.columns:
+        raise PlanError(
+            f"{target.relation} has no {target.id_column} column; columns: {wide.columns}"
+        )
     frames = []
-    for field_name in WRITABLE_ACCOUNT_FIELDS:
+    for field_name in target.writable_fields:
         col = snake(field_name)
         if col not in wide.columns:
             continue
         before_col = f"before_{col}"
         if before_col not in wide.columns:
-            raise PlanError(f"{SYNC_MODEL} has {col} but no {before_col} (the value read)")
+            raise PlanError(f"{target.relation} has {col} but no {before_col} (the value read)")
         frames.append(
             wide.select(
-                pl.col("account_id").cast(pl.Utf8),
+                pl.lit(target.name).alias("sobject"),
+                pl.col(target.id_column).cast(pl.Utf8).alias("record_id"),
                 pl.lit(field_name).alias("field"),
                 pl.col(before_col)
                 .map_elements(canonical_value, return_dtype=pl.Utf8)
@@ -216,8 +290,11 @@ def sync_rows_from_wide(wide: pl.DataFrame) -> pl.DataFrame:
             ).filter(pl.col("before_value").ne_missing(pl.col("after_value")))
         )
     if not frames:
-        raise PlanError(f"{SYNC_MODEL} has no writable field columns; columns: {wide.columns}")
-    return pl.concat(frames)
+        raise PlanError(
+            f"{target.relation} has no writable field columns of {target.writable_fields}; "
+            f"columns: {wide.columns}"
+        )
+    return pl.concat(frames).select([pl.col(c).cast(t) for c, t in INPUT_SCHEMA.items()])
 
 
 def plan_write_back(
@@ -238,11 +315,13 @@ def plan_write_back(
     context = load_guard_context(warehouse_path, policy, exclude_run=run_id)
     plan = build_plan(rows, run_id, policy=policy, context=context)
     ledger.store_plan(warehouse_path, plan, clock or ledger.utc_now)
+    store_holds(warehouse_path, run_id, plan.held, clock or ledger.utc_now)
     if plan.is_blocked:
         log.warning("write-back plan %s is blocked: %s", run_id, "; ".join(plan.blocked_reasons))
     log.info(
-        "planned %d changes (%d moves of %d owned accounts) for run %s",
+        "planned %d changes %s (%d moves of %d owned accounts) for run %s",
         len(plan.changes),
+        plan.count_by_object(),
         plan.moves,
         plan.owned_accounts,
         run_id,

@@ -152,6 +152,20 @@ class CompiledRunner:
         finally:
             self.con.unregister("_input_frame")
 
+    def load_source(self, schema: str, table: str, frame: pl.DataFrame) -> None:
+        """Create dbt source `schema.table` (e.g. ops.run_cycle_ids) holding `frame`, in the
+        catalog the compiled SQL names (one catalog: the warehouse)."""
+        catalogs = {model.database for model in self.models.values()}
+        if len(catalogs) != 1:
+            raise ValueError(f"sources need one catalog, the models use {sorted(catalogs)}")
+        relation = f'"{catalogs.pop()}"."{schema}"."{table}"'
+        self.con.execute(f"create schema if not exists {relation.rsplit('.', 1)[0]}")
+        self.con.register("_source_frame", frame.to_arrow())
+        try:
+            self.con.execute(f"create or replace table {relation} as select * from _source_frame")
+        finally:
+            self.con.unregister("_source_frame")
+
     def run(self, targets: Iterable[str] | None = None) -> None:
         """Execute the models in dependency order, each as a table like dbt's first run.
 

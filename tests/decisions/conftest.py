@@ -20,6 +20,7 @@ INPUTS = (
     "stg_salesforce__opportunities",
     "stg_salesforce__leads",
     "int_leads_matched",
+    "stg_salesforce__signals",
     "dec_run_context",
 )
 TARGETS = (
@@ -39,7 +40,7 @@ def compiled_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Compi
     return compile_models(
         PROJECT_DIR,
         tmp_path_factory.mktemp("decisions_dbt"),
-        policy_vars("2025-01-06", run_id="test-run"),
+        {**policy_vars("2025-01-06", run_id="test-run"), "cycle_mode": "full", "dry_run": False},
         ["path:models/decisions", "path:models/sync"],
     )
 

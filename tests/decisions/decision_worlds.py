@@ -57,6 +57,8 @@ LEAD_SCHEMA = {
     "lead_id": pl.String, "owner_id": pl.String, "is_converted": pl.Boolean,
     "created_date": pl.Date,
 }  # fmt: skip
+SIGNAL_SCHEMA = {"signal_id": pl.String, "account_id": pl.String, "signal_type": pl.String}
+CYCLE_MODES = ("full", "signals", "returns")
 LEAD_MATCH_SCHEMA = {
     "lead_id": pl.String, "match_status": pl.String, "match_method": pl.String,
     "matched_account_id": pl.String,
@@ -81,6 +83,7 @@ class World:
     accounts: list[dict] = field(default_factory=list)
     opportunities: list[dict] = field(default_factory=list)
     leads: list[dict] = field(default_factory=list)
+    signals: list[dict] = field(default_factory=list)
 
     def rep(self, rep_id: str) -> Rep | None:
         return next((rep for rep in self.reps if rep.rep_id == rep_id), None)
@@ -88,7 +91,7 @@ class World:
     def frames(self, shuffle_seed: int | None = None) -> dict[str, pl.DataFrame]:
         """The input models (int_accounts_classified, int_reps_capacity, int_users_classified,
         stg_salesforce__accounts, stg_salesforce__opportunities, stg_salesforce__leads,
-        int_leads_matched); rows shuffled when a seed is given (same rows, another order:
+        int_leads_matched, stg_salesforce__signals); rows shuffled when a seed is given (same rows, another order:
         decisions must not depend on row order)."""
         accounts = pl.DataFrame(self.accounts, schema=ACCOUNT_SCHEMA)
         users = [{"user_id": u, "owner_kind": "pool", "is_active": True} for u in self.pool_users]
@@ -127,6 +130,7 @@ class World:
                 [{key: lead[key] for key in LEAD_MATCH_SCHEMA} for lead in self.leads],
                 schema=LEAD_MATCH_SCHEMA,
             ),
+            "stg_salesforce__signals": pl.DataFrame(self.signals, schema=SIGNAL_SCHEMA),
         }
         if shuffle_seed is None:
             return frames
@@ -250,6 +254,12 @@ def worlds(draw) -> World:
                     else None,
                 )
             )
+            # Signal__c rows: in-market accounts have one, a few others a weak one.
+            if timing >= 30 or draw(st.integers(0, 4)) == 0:
+                world.signals.append({
+                    "signal_id": f"a01{account_id}", "account_id": account_id,
+                    "signal_type": "intent_surge",
+                })  # fmt: skip
             if world.accounts[-1]["has_open_opportunity"]:
                 world.opportunities.append({
                     "opportunity_id": f"006{account_id}", "account_id": account_id,
@@ -287,3 +297,14 @@ settings.register_profile(
 def property_settings() -> settings:
     """The hypothesis profile for these tests (chosen per test, not globally)."""
     return settings.get_profile("decisions-ci" if os.environ.get("CI") else "decisions-dev")
+
+
+def run_context_frames(
+    as_of_date: dt.date, run_id: str = "run-1", mode: str = "full", cycle_ids: tuple[str, ...] = ()
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """dec_run_context (one row) and the ops.run_cycle_ids source for a run in `mode`."""
+    context = pl.DataFrame({
+        "run_id": [run_id], "as_of_date": [as_of_date], "policy_version": ["p1"],
+        "cycle_mode": [mode],
+    })  # fmt: skip
+    return context, pl.DataFrame({"id": list(cycle_ids)}, schema={"id": pl.String})

@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from tests.dbt.dbt_helpers import failures, policy_vars, run_dbt
 from tests.decisions.compiled_sql import CompiledModel, CompiledRunner
 from tests.decisions.conftest import INPUTS, TARGETS
-from tests.decisions.decision_worlds import World
+from tests.decisions.decision_worlds import World, run_context_frames
 
 
 def _warehouse_with_decision_relations(models: dict[str, CompiledModel], warehouse: Path) -> None:
@@ -25,12 +24,9 @@ def _warehouse_with_decision_relations(models: dict[str, CompiledModel], warehou
         world = World(as_of_date=dt.date(2025, 1, 6), reps=[], pool_users=["005P00"])
         for name, frame in world.frames().items():
             runner.load(name, frame)
-        runner.load(
-            "dec_run_context",
-            pl.DataFrame(
-                {"run_id": ["r"], "as_of_date": [world.as_of_date], "policy_version": ["p"]}
-            ),
-        )
+        context, cycle_ids = run_context_frames(world.as_of_date, "r")
+        runner.load("dec_run_context", context)
+        runner.load_source("ops", "run_cycle_ids", cycle_ids)
         runner.run()
         catalogs = {model.database for model in models.values()}
         assert catalogs == {warehouse.stem}, f"compiled for catalogs {catalogs}"
@@ -50,7 +46,7 @@ def test_decision_unit_tests_pass(
     result = run_dbt(
         ["test", "--select", "test_type:unit,path:models/decisions"],
         warehouse,
-        policy_vars("2025-01-06"),
+        {**policy_vars("2025-01-06"), "cycle_mode": "full", "dry_run": False},
         tmp_path,
     )
     assert failures(result) == []

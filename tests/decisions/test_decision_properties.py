@@ -1,5 +1,6 @@
 """Property-based tests of the decision engine (issue 6): the compiled dbt SQL of
-models/decisions and models/sync, run directly in DuckDB on generated worlds."""
+models/decisions and models/sync, run directly in DuckDB on generated worlds, in every cycle
+mode (a weekly 'full' run and the sensors' out-of-cycle 'signals' and 'returns' runs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import Counter, defaultdict
 
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from tests.decisions.compiled_sql import CompiledRunner
@@ -19,11 +20,14 @@ from tests.decisions.decision_worlds import (
     World,
     account_row,
     property_settings,
+    run_context_frames,
     worlds,
 )
 
 APPLIED = ("return", "retrieve", "signal_route", "distribute")
 NEW_TO_BOOK = ("signal_route", "distribute")
+SIGNALS_KINDS = {"signal_route", "signal_flag", "lead_route"}
+RETURNS_KINDS = {"return", "return_rejected", "distribute", "swap"}
 
 
 def run_world(
@@ -32,17 +36,17 @@ def run_world(
     run_id: str = "run-1",
     shuffle_seed: int | None = None,
     stubs: dict[str, pl.DataFrame] | None = None,
+    mode: str = "full",
+    cycle_ids: tuple[str, ...] = (),
 ) -> dict[str, list]:
-    """Load the world's inputs (and `stubs` for models given as inputs), run the compiled
-    engine, return the rows of its outputs (only the distributions for a step-4 runner)."""
+    """Load the world's inputs (and `stubs` for models given as inputs) and the run context of
+    a `mode` run about `cycle_ids`, run the compiled engine, return the rows of its outputs
+    (only the distributions for a step-4 runner)."""
     for name, frame in {**world.frames(shuffle_seed), **(stubs or {})}.items():
         engine.load(name, frame)
-    engine.load(
-        "dec_run_context",
-        pl.DataFrame(
-            {"run_id": [run_id], "as_of_date": [world.as_of_date], "policy_version": ["p1"]}
-        ),
-    )
+    context, ids = run_context_frames(world.as_of_date, run_id, mode, cycle_ids)
+    engine.load("dec_run_context", context)
+    engine.load_source("ops", "run_cycle_ids", ids)
     engine.run()
     if "book_decisions" not in engine.order:
         return {
@@ -57,10 +61,76 @@ def run_world(
     }
 
 
+@st.composite
+def out_of_cycle_runs(draw, world: World) -> tuple[str, tuple[str, ...]]:
+    """A sensor's run on `world`: 'signals' with some of its Signal__c ids, or 'returns' with
+    some account ids (mostly ones with a pending request)."""
+    if draw(st.booleans()):
+        ids = sorted(signal["signal_id"] for signal in world.signals)
+        return "signals", tuple(draw(st.lists(st.sampled_from(ids), unique=True)) if ids else ())
+    requested = [a["account_id"] for a in world.accounts if a["pending_return_reason"]]
+    others = [a["account_id"] for a in world.accounts]
+    picks = draw(st.lists(st.sampled_from(requested), unique=True)) if requested else []
+    picks += draw(st.lists(st.sampled_from(others), max_size=3, unique=True))
+    return "returns", tuple(sorted(set(picks)))
+
+
 @property_settings()
-@given(world=worlds(), shuffle_seed=st.integers(0, 2**16))
-def test_engine_invariants(engine: CompiledRunner, world: World, shuffle_seed: int) -> None:
+@given(world=worlds(), shuffle_seed=st.integers(0, 2**16), data=st.data())
+def test_engine_invariants(
+    engine: CompiledRunner, world: World, shuffle_seed: int, data: st.DataObject
+) -> None:
+    """Every world runs in full mode (invariants + determinism) and once more as one of the
+    sensors' out-of-cycle runs (invariants + it decides nothing outside its ids)."""
     result = run_world(engine, world)
+    assert_invariants(world, result, "full", set())
+    # Determinism: the same inputs, loaded in another row order, give identical rows.
+    assert run_world(engine, world, shuffle_seed=shuffle_seed) == result
+
+    mode, cycle_ids = data.draw(out_of_cycle_runs(world), label="out-of-cycle run")
+    if mode == "signals":
+        scope = {s["account_id"] for s in world.signals if s["signal_id"] in cycle_ids}
+    else:
+        scope = set(cycle_ids)
+    narrow = run_world(engine, world, run_id="run-oc", mode=mode, cycle_ids=cycle_ids)
+    assert_invariants(world, narrow, mode, scope)
+    assert_scoped(world, narrow["decisions"], mode, scope)
+    moved = sum(d["decision_kind"] in APPLIED for d in narrow["decisions"])
+    event(f"{mode} run moves accounts: {moved > 0}")
+
+
+def assert_scoped(world: World, decisions: list[dict], mode: str, scope: set[str]) -> None:
+    """A 'signals' run only routes/flags its signals' accounts (a routed family holds one) and
+    never retrieves, returns or tops off; a 'returns' run only decides its listed accounts'
+    requests and replaces accepted returns one for one (each replacement is a swap)."""
+    inputs = {row["account_id"]: row for row in world.accounts}
+    kinds = {d["decision_kind"] for d in decisions}
+    if mode == "signals":
+        assert kinds <= SIGNALS_KINDS, kinds
+        for d in decisions:
+            if d["decision_kind"] == "signal_route":
+                family = inputs[d["account_id"]]["family_id"]
+                assert any(inputs[a]["family_id"] == family for a in scope), d
+            else:
+                assert d["account_id"] in scope, d
+        flagged = {d["account_id"] for d in decisions if d["decision_kind"] == "signal_flag"}
+        assert flagged == {
+            a for a in scope if inputs[a]["is_hot"] and inputs[a]["owner_kind"] == "rep"
+        }
+        return
+    assert kinds <= RETURNS_KINDS, kinds
+    returned = Counter(d["from_owner_id"] for d in decisions if d["decision_kind"] == "return")
+    replaced = Counter(d["to_owner_id"] for d in decisions if d["decision_kind"] == "distribute")
+    for d in decisions:
+        if d["decision_kind"].startswith("return"):
+            assert d["account_id"] in scope, d
+    assert all(n <= returned[rep] for rep, n in replaced.items()), (replaced, returned)
+    swaps = {d["account_id"] for d in decisions if d["decision_kind"] == "swap"}
+    assert swaps == {d["account_id"] for d in decisions if d["decision_kind"] == "distribute"}
+
+
+def assert_invariants(world: World, result: dict[str, list], mode: str, scope: set[str]) -> None:
+    """The engine's invariants; what a run must report depends on its mode and scope."""
     decisions, after = result["decisions"], result["after"]
     inputs = {row["account_id"]: row for row in world.accounts}
     reps = {rep.rep_id: rep for rep in world.reps}
@@ -109,7 +179,8 @@ def test_engine_invariants(engine: CompiledRunner, world: World, shuffle_seed: i
     window_start = world.as_of_date - dt.timedelta(days=30)
     hoarded = {
         a for a, row in inputs.items()
-        if row["owner_kind"] == "rep" and row["has_open_opportunity"] and pushes[a] >= 3
+        if mode == "full"
+        and row["owner_kind"] == "rep" and row["has_open_opportunity"] and pushes[a] >= 3
         and (row["last_touch_by_owner_date"] is None
              or row["last_touch_by_owner_date"] < window_start)
     }  # fmt: skip
@@ -126,6 +197,7 @@ def test_engine_invariants(engine: CompiledRunner, world: World, shuffle_seed: i
         and owner_after[lead["matched_account_id"]] in reps
         and lead["owner_id"] != owner_after[lead["matched_account_id"]]
         and lead_window_start < lead["created_date"] <= world.as_of_date
+        and (mode == "full" or (mode == "signals" and lead["matched_account_id"] in scope))
     }  # fmt: skip
     routes = {
         (d["lead_id"], d["account_id"], d["to_owner_id"])
@@ -138,7 +210,10 @@ def test_engine_invariants(engine: CompiledRunner, world: World, shuffle_seed: i
     assert not rejected & returned, "a rejected return was applied"
 
     # Every processed return request is reported once (accepted or rejected).
-    requested = {a for a, row in inputs.items() if row["pending_return_reason"] is not None}
+    requested = {
+        a for a, row in inputs.items() if row["pending_return_reason"] is not None
+        and (mode == "full" or (mode == "returns" and a in scope))
+    }  # fmt: skip
     reported = {d["account_id"] for d in decisions if d["decision_kind"].startswith("return")}
     assert reported == requested
 
@@ -188,9 +263,6 @@ def test_engine_invariants(engine: CompiledRunner, world: World, shuffle_seed: i
     for d in decisions:
         if d["decision_kind"] in APPLIED and d["to_owner_id"] != d["from_owner_id"]:
             assert synced[d["account_id"]]["owner_id"] == d["to_owner_id"]
-
-    # Determinism: the same inputs, loaded in another row order, give identical rows.
-    assert run_world(engine, world, shuffle_seed=shuffle_seed) == result
 
 
 @st.composite

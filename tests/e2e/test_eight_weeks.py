@@ -9,10 +9,13 @@ writes nothing. Run with `-s` to see the per-week table.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import duckdb
 import pytest
 
 from tests.e2e.conftest import REST_DAYS_RETRIEVED, WEEKS, Simulation, WeekSnapshot
@@ -205,6 +208,38 @@ def test_every_owner_change_has_exactly_one_decision(simulation: Simulation) -> 
     assert not unapplied, f"owner decisions missing from AccountHistory: {unapplied[:5]}"
     doubled = sorted(k for k in decided if decided[k] != 1 or changed[k] != 1)
     assert not doubled, f"changes or decisions recorded more than once: {doubled[:5]}"
+
+
+def test_every_lead_owner_change_has_exactly_one_decision(simulation: Simulation) -> None:
+    """Lead routing (R7): each Lead owner the write-back changed has one lead_route decision of
+    the same run and owners, each decision was applied once, and the CRM holds the last one.
+    The local CRM keeps no LeadHistory, so the write-back's own log stands for the audit."""
+    with duckdb.connect(str(simulation.paths.warehouse), read_only=True) as con:
+        decided = Counter(
+            con.execute(
+                "select run_id, lead_id, from_owner_id, to_owner_id from decisions.book_decisions "
+                "where decision_kind = 'lead_route'"
+            ).fetchall()
+        )
+        logged = con.execute(
+            "select run_id, record_id, before_json, after_json, finished_at from ops.sync_log "
+            "where sobject = 'Lead' and outcome = 'applied' order by finished_at"
+        ).fetchall()
+    assert decided, "no inbound lead was routed in 8 weeks"
+    changed = Counter(
+        (run, lead, json.loads(before)["OwnerId"], json.loads(after)["OwnerId"])
+        for run, lead, before, after, _at in logged
+    )
+    assert changed == decided, (
+        f"unexplained {sorted(set(changed) - set(decided))[:5]}, "
+        f"unapplied {sorted(set(decided) - set(changed))[:5]}"
+    )
+    doubled = sorted(k for k, n in decided.items() if n != 1)
+    assert not doubled, f"lead decisions recorded more than once: {doubled[:5]}"
+    last = {lead: json.loads(after)["OwnerId"] for _r, lead, _b, after, _at in logged}
+    with sqlite3.connect(f"file:{simulation.paths.crm_db}?mode=ro", uri=True) as con:
+        owners = dict(con.execute('SELECT "Id", "OwnerId" FROM "Lead"').fetchall())
+    assert {lead: owners[lead] for lead in last} == last
 
 
 def test_rerunning_the_last_week_writes_nothing(simulation: Simulation) -> None:

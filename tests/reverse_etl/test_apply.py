@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import duckdb
 
@@ -31,8 +32,8 @@ def _rotate_owners(world: World, accounts: list[str], shift: int = 1) -> dict[st
 def _sync_log(world: World, run_id: str) -> list[tuple]:
     with duckdb.connect(str(world.warehouse)) as con:
         return con.execute(
-            "select account_id, outcome, attempts, error_code, error_message from ops.sync_log "
-            "where run_id = ? order by account_id",
+            "select record_id, outcome, attempts, error_code, error_message from ops.sync_log "
+            "where run_id = ? and sobject = 'Account' order by record_id",
             [run_id],
         ).fetchall()
 
@@ -54,9 +55,9 @@ def test_dry_run_writes_nothing_and_its_plan_is_what_apply_does(world: World) ->
     assert report.outcomes == {"applied": 30}
     # What apply did is exactly the dry-run plan: every planned (field, after) holds in the CRM,
     # and the owner history is exactly the planned owner changes.
-    for acc, field, _before, after in dry.plan_rows:
+    for _obj, acc, field, _before, after in dry.plan_rows:
         assert world.crm_values(acc)[field] == after, (acc, field)
-    planned_moves = sorted((a, b, t) for a, f, b, t in dry.plan_rows if f == "OwnerId")
+    planned_moves = sorted((a, b, t) for _o, a, f, b, t in dry.plan_rows if f == "OwnerId")
     assert sorted(world.owner_history(hist)) == planned_moves
     assert [r[1] for r in _sync_log(world, "run-1")] == ["applied"] * 30
     # Calls: 1 re-read + 1 write (30 records) + 1 read-back.
@@ -76,8 +77,8 @@ def test_conflict_is_detected_reported_and_left_alone(world: World) -> None:
     hist = world.history_seq()
     report = apply_plan(world.connect(), world.warehouse, plan, clock=fixed_clock)
     assert report.outcomes == {"applied": 9, "conflict": 1}
-    assert [(c.account_id, c.field, c.current) for c in report.conflicts] == [
-        (victim, "OwnerId", someone)
+    assert [(c.sobject, c.record_id, c.field, c.current) for c in report.conflicts] == [
+        ("Account", victim, "OwnerId", someone)
     ]
     assert world.crm_values(victim)["OwnerId"] == someone  # not overwritten
     assert victim not in {a for a, _o, _n in world.owner_history(hist)}
@@ -86,54 +87,98 @@ def test_conflict_is_detected_reported_and_left_alone(world: World) -> None:
     assert someone in log_rows[victim][4]
 
 
+def _retry_after_violations(requests: list[dict]) -> tuple[list[str], list[float]]:
+    """Per client, every request after a 429/503 carrying Retry-After at time t must come at
+    t + Retry-After or later (times: the server's arrival clock, the fake clock the client
+    sleeps on). Returns (violations, each honoured gap minus its Retry-After)."""
+    violations, margins = [], []
+    by_client: dict[str | None, list[dict]] = {}
+    for req in requests:
+        by_client.setdefault(req["client_id"], []).append(req)
+    for client, reqs in by_client.items():
+        for told, following in zip(reqs, reqs[1:], strict=False):
+            if told["status"] in (429, 503) and told["retry_after"] is not None:
+                gap = following["received_s"] - told["received_s"]
+                margins.append(gap - told["retry_after"])
+                if gap < told["retry_after"]:
+                    violations.append(
+                        f"{client}: seq {following['seq']} came {gap:.3f}s after seq "
+                        f"{told['seq']} ({told['status']}, Retry-After {told['retry_after']})"
+                    )
+    return violations, margins
+
+
 def test_transient_storm_applies_every_change_exactly_once_and_rerun_applies_nothing(
     tmp_path,  # noqa: ANN001
 ) -> None:
-    world = build_world(tmp_path, n_accounts=600, seed=7)
+    """Issue 7 storm: 5% UNABLE_TO_LOCK_ROW, 2% 503, 1% 429 (both with Retry-After) and an
+    expired session, twice, mid-run. Small batches, so the 1% and 2% shares hit real calls."""
+    n = 1800
+    world = build_world(tmp_path, n_accounts=n, seed=7)
+    storm = WritePolicy(pool_users=(POOL_USERNAME,), batch_size=10, read_chunk=50)
     try:
-        wanted = _rotate_owners(world, world.accounts[:500])
+        wanted = _rotate_owners(world, world.accounts[:n])
         world.sync_changes("run-1", wanted)
-        plan = plan_write_back(world.warehouse, "run-1", policy=POLICY, clock=fixed_clock)
-        world.server.faults.add("lock_rows", path="composite/sobjects", share=0.10)
-        world.server.faults.add("rate_limit", path="*", share=0.05, retry_after=2)
-        world.server.faults.add("unavailable", path="*", share=0.02, retry_after=1)
-        world.server.faults.add("expired_session", path="*", after=4, times=1)
+        plan = plan_write_back(world.warehouse, "run-1", policy=storm, clock=fixed_clock)
+        faults = world.server.faults
+        locks = faults.add("lock_rows", path="composite/sobjects", share=0.05)
+        unavailable = faults.add("unavailable", path="*", share=0.02, retry_after=1)
+        limited = faults.add("rate_limit", path="*", share=0.01, retry_after=2)
+        expiries = [faults.add("expired_session", path="*", after=a, times=1) for a in (40, 160)]
+        world.server.api.monotonic = world.time  # the log's arrival times: the writer's clock
         conn = world.connect()
-        hist = world.history_seq()
-        report = apply_plan(conn, world.warehouse, plan, clock=fixed_clock, sleep=world.time.sleep)
-        assert report.outcomes == {"applied": 500}
-        assert report.retried_records > 0
+        seq, hist = world.server.last_request_seq(), world.history_seq()
+        report = apply_plan(
+            conn, world.warehouse, plan, policy=storm, clock=fixed_clock, sleep=world.time.sleep
+        )
+        requests = world.server.request_log(seq)
+
+        # 100% applied within the run, exactly once each.
+        assert report.outcomes == {"applied": n}
         history = world.owner_history(hist)
-        assert len(history) == 500
-        assert sorted(a for a, _o, _n in history) == sorted(wanted)  # one owner change each
+        assert sorted(a for a, _o, _n in history) == sorted(wanted)
         assert all(world.crm_values(a)["OwnerId"] == w["OwnerId"] for a, w in wanted.items())
+        # The storm really happened: every kind of fault fired.
+        assert locks.fired and unavailable.fired and limited.fired
+        assert [f.fired for f in expiries] == [1, 1]
+        # No request before its Retry-After, per client, from the CRM's own request log.
+        told = [r for r in requests if r["status"] in (429, 503)]
+        assert told and all(r["retry_after"] is not None for r in told)
+        violations, margins = _retry_after_violations(requests)
+        assert violations == [] and len(margins) == len(told)
+        # <= 5 attempts for any record; some records did need more than one.
         attempts = [r[2] for r in _sync_log(world, "run-1")]
-        assert len(attempts) == 500 and max(attempts) <= 5 and max(attempts) > 1
-        assert conn.relogin_count == 1
+        histogram = dict(sorted(Counter(attempts).items()))
+        assert len(attempts) == n and max(attempts) <= 5 and max(attempts) > 1
+        # Exactly one re-login per expiry: one token request (after the first login) each.
+        logins = [r for r in requests if r["path"].endswith("/oauth2/token") and r["status"] == 200]
+        assert conn.relogin_count == len(expiries) == len(logins)
         waits = world.time.sleeps
-        assert waits and min(w for w in waits) > 0
-        log.info(
-            "storm: %d changes, %d API calls (%.1f per 1,000), %d records retried",
-            500,
-            report.api_calls,
-            report.api_calls * 1000 / 500,
-            report.retried_records,
+        print(
+            f"\nstorm: {n} changes, {report.outcomes['applied']} applied in the run; "
+            f"{len(requests)} requests ({report.api_calls * 1000 / n:.1f} API calls per 1,000); "
+            f"attempts histogram {histogram}; {report.retried_records} records retried; "
+            f"faults fired: lock {locks.fired}, 503 {unavailable.fired}, 429 {limited.fired}, "
+            f"expired session {sum(f.fired for f in expiries)}; re-logins {conn.relogin_count}; "
+            f"waits {len(waits)} totalling {sum(waits):.1f}s (fake clock); "
+            f"Retry-After honoured {len(margins)}/{len(told)}, "
+            f"min margin {min(margins):.3f}s"
         )
 
         # Re-running the same run applies nothing: the ledger already holds every outcome.
-        world.server.faults.clear()
+        faults.clear()
         seq = world.server.last_request_seq()
-        again = apply_plan(conn, world.warehouse, plan, clock=fixed_clock)
+        again = apply_plan(conn, world.warehouse, plan, policy=storm, clock=fixed_clock)
         assert world.server.write_calls(seq) == 0
-        assert again.outcomes == {"applied": 500}
+        assert again.outcomes == {"applied": n}
         # Re-running the as-of date with a stale sync model (new run id, same desired values):
         # the re-read finds every value in place, so no write call is made.
         world.sync_changes("run-2", wanted)
-        plan2 = plan_write_back(world.warehouse, "run-2", policy=POLICY, clock=fixed_clock)
+        plan2 = plan_write_back(world.warehouse, "run-2", policy=storm, clock=fixed_clock)
         assert plan2.changes == ()  # the fresh read already holds the desired values
-        report2 = apply_plan(conn, world.warehouse, plan2, clock=fixed_clock)
+        report2 = apply_plan(conn, world.warehouse, plan2, policy=storm, clock=fixed_clock)
         assert report2.write_calls == 0 and world.server.write_calls(seq) == 0
-        assert len(world.owner_history(hist)) == 500
+        assert len(world.owner_history(hist)) == n
     finally:
         world.server.stop()
 
@@ -249,7 +294,7 @@ def test_persistent_lock_rows_are_the_only_ones_sent_next_run(world: World) -> N
     # Next run: a fresh read, the same desired values; only the 3 locked rows still differ.
     world.sync_changes("run-2", wanted)
     plan2 = plan_write_back(world.warehouse, "run-2", policy=POLICY, clock=fixed_clock)
-    assert {c.account_id for c in plan2.changes} == locked
+    assert {c.record_id for c in plan2.changes} == locked
     assert ledger.counts(world.warehouse, "run-1") == {"applied": 37, "superseded": 3}
     seq = world.server.last_request_seq()
     report2 = apply_plan(world.connect(), world.warehouse, plan2, clock=fixed_clock)

@@ -31,22 +31,27 @@ POOL = make_id("005", 99)
 CLOCK = lambda: dt.datetime(2025, 3, 3, 6, 0, tzinfo=dt.UTC)  # noqa: E731
 
 
-def long_rows(items: list[tuple[str, str, str | None, str | None]]) -> pl.DataFrame:
+def long_rows(
+    items: list[tuple[str, str, str | None, str | None]], sobject: str = "Account"
+) -> pl.DataFrame:
     return pl.DataFrame(
-        items,
-        schema={"account_id": pl.Utf8, "field": pl.Utf8, "before_value": pl.Utf8,
-                "after_value": pl.Utf8},
+        [(sobject, *item) for item in items],
+        schema={"sobject": pl.Utf8, "record_id": pl.Utf8, "field": pl.Utf8,
+                "before_value": pl.Utf8, "after_value": pl.Utf8},
         orient="row",
     )  # fmt: skip
 
 
 def test_change_key_ignores_field_order_and_depends_on_run_and_values() -> None:
-    a = change_key("r1", ACC[0], {"OwnerId": POOL, "Book_Status__c": "resting"})
-    b = change_key("r1", ACC[0], {"Book_Status__c": "resting", "OwnerId": POOL})
+    a = change_key("r1", "Account", ACC[0], {"OwnerId": POOL, "Book_Status__c": "resting"})
+    b = change_key("r1", "Account", ACC[0], {"Book_Status__c": "resting", "OwnerId": POOL})
     assert a == b
-    assert a != change_key("r2", ACC[0], {"OwnerId": POOL, "Book_Status__c": "resting"})
-    assert a != change_key("r1", ACC[1], {"OwnerId": POOL, "Book_Status__c": "resting"})
-    assert a != change_key("r1", ACC[0], {"OwnerId": POOL, "Book_Status__c": "review"})
+    assert a != change_key("r2", "Account", ACC[0], {"OwnerId": POOL, "Book_Status__c": "resting"})
+    assert a != change_key("r1", "Account", ACC[1], {"OwnerId": POOL, "Book_Status__c": "resting"})
+    assert a != change_key("r1", "Account", ACC[0], {"OwnerId": POOL, "Book_Status__c": "review"})
+    assert change_key("r1", "Account", ACC[0], {"OwnerId": POOL}) != change_key(
+        "r1", "Lead", ACC[0], {"OwnerId": POOL}
+    )
 
 
 @settings(max_examples=50, deadline=None)
@@ -63,7 +68,7 @@ def test_plan_is_independent_of_row_order(order: list[int]) -> None:
     base = build_plan(long_rows(items), "run-1")
     shuffled = build_plan(long_rows([items[i] for i in order]), "run-1")
     assert shuffled.changes == base.changes
-    assert [c.account_id for c in base.changes] == ACC[:3]
+    assert [c.record_id for c in base.changes] == ACC[:3]
     assert base.changes[0].fields == ("Book_Status__c", "OwnerId", "Rest_Until__c")
 
 
@@ -78,7 +83,7 @@ def test_duplicate_field_and_malformed_id_are_refused() -> None:
             long_rows([(ACC[0], "OwnerId", REPS[0], POOL), (ACC[0], "OwnerId", REPS[0], REPS[1])]),
             "run-1",
         )
-    with pytest.raises(PlanError, match="malformed account_id"):
+    with pytest.raises(PlanError, match="malformed Account id"):
         build_plan(long_rows([("001abc", "OwnerId", REPS[0], POOL)]), "run-1")
 
 
@@ -102,10 +107,10 @@ def test_wide_sync_model_unpivots_with_snake_names() -> None:
             "before_rest_until_c": [None, None],
         }
     )
-    rows = sync_rows_from_wide(wide).sort("account_id", "field")
+    rows = sync_rows_from_wide(wide).sort("record_id", "field")
     assert rows.rows() == [
-        (ACC[0], "OwnerId", REPS[0], POOL),
-        (ACC[0], "Rest_Until__c", None, "2025-05-01"),
+        ("Account", ACC[0], "OwnerId", REPS[0], POOL),
+        ("Account", ACC[0], "Rest_Until__c", None, "2025-05-01"),
     ]
 
 
@@ -131,13 +136,16 @@ def test_blast_radius_blocks_60_percent_of_owned_accounts() -> None:
     assert plan.moves == 60 and plan.owned_accounts == 100
     assert plan.is_blocked
     assert any("max_move_share_of_owned" in r for r in plan.blocked_reasons)
-    assert any("max_share_of_one_book" in r for r in plan.blocked_reasons)
+    # Every book loses 6 of 10 too: held as well (an override releases both at once).
+    assert not any("max_share_of_one_book" in r for r in plan.blocked_reasons)
+    assert len(plan.held) == 60
 
 
 def test_blast_radius_allows_a_normal_retrieval() -> None:
     rows, ctx = _moves(20, {rep: 10 for rep in REPS})  # 20% of owned, 2 of 10 per book
     plan = build_plan(rows, "run-1", context=ctx)
     assert not plan.is_blocked, plan.blocked_reasons
+    assert plan.held == ()
 
 
 def test_blast_radius_median_and_one_book_rules() -> None:
@@ -148,8 +156,10 @@ def test_blast_radius_median_and_one_book_rules() -> None:
     items = [(ACC[i], "OwnerId", REPS[0], POOL) for i in range(6)]
     ctx2 = GuardContext(frozenset({POOL}), {REPS[0]: 10, **{r: 100 for r in REPS[1:]}})
     plan2 = build_plan(long_rows(items), "run-1", context=ctx2)
-    assert len(plan2.blocked_reasons) == 1
-    assert f"6 of the 10 accounts of owner {REPS[0]}" in plan2.blocked_reasons[0]
+    # One book over its share: not blocked whole, that owner's moves are held.
+    assert plan2.blocked_reasons == ()
+    assert {h.owner_id for h in plan2.held} == {REPS[0]} and len(plan2.held) == 6
+    assert f"6 of the 10 accounts of owner {REPS[0]}" in plan2.held[0].reason
 
 
 def test_policy_reads_books_yml_guards() -> None:

@@ -1,5 +1,6 @@
 """A small world for write-back tests: local CRM (in-process server), reps, pool, accounts,
-and a warehouse holding the raw tables the guards read and the sync model the planner reads."""
+leads, and a warehouse holding the raw tables the guards read and the sync models the planner
+reads."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class World:
     reps: list[str]
     pool: str
     accounts: list[str]
+    leads: list[str] = field(default_factory=list)
     time: FakeClock = field(default_factory=FakeClock)
 
     def connect(self) -> SalesforceConnection:
@@ -60,8 +62,18 @@ class World:
         rec = self.store.get("Account", account_id) or {}
         return {f: (None if rec.get(f) is None else str(rec[f])) for f in WRITABLE_ACCOUNT_FIELDS}
 
-    def sync_changes(self, run_id: str, wanted: Mapping[str, Mapping[str, str | None]]) -> None:
-        """Write raw tables (this run's CRM read) and the sync model for the wanted values."""
+    def lead_owner(self, lead_id: str) -> str | None:
+        rec = self.store.get("Lead", lead_id) or {}
+        return None if rec.get("OwnerId") is None else str(rec["OwnerId"])
+
+    def sync_changes(
+        self,
+        run_id: str,
+        wanted: Mapping[str, Mapping[str, str | None]],
+        lead_owners: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write raw tables (this run's CRM read) and both sync models for the wanted values
+        (`lead_owners`: desired OwnerId per lead, as sync_salesforce__leads holds it)."""
         refresh_raw(self.store, self.warehouse)
         rows = []
         for account_id, after in wanted.items():
@@ -81,6 +93,29 @@ class World:
             con.register("_sync", frame)
             con.execute("create or replace table sync.sync_salesforce__accounts as from _sync")
             con.unregister("_sync")
+        leads = pl.DataFrame(
+            [
+                {"lead_id": lead, "run_id": run_id, "before_owner_id": self.lead_owner(lead),
+                 "owner_id": owner}
+                for lead, owner in (lead_owners or {}).items()
+            ],
+            schema={"lead_id": pl.Utf8, "run_id": pl.Utf8, "before_owner_id": pl.Utf8,
+                    "owner_id": pl.Utf8},
+        )  # fmt: skip
+        with duckdb.connect(str(self.warehouse)) as con:
+            con.register("_leads", leads)
+            con.execute("create or replace table sync.sync_salesforce__leads as from _leads")
+            con.unregister("_leads")
+
+    def lead_owner_changes(self, since: dt.datetime) -> dict[str, str]:
+        """Leads whose record changed at or after `since`, with their owner now."""
+        stamp = since.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        with sqlite3.connect(self.store.path) as con:
+            return dict(
+                con.execute(
+                    'SELECT "Id", "OwnerId" FROM "Lead" WHERE "SystemModstamp" >= ?', (stamp,)
+                ).fetchall()
+            )
 
     def owner_history(self, since_seq: int = 0) -> list[tuple[str, str, str]]:
         with sqlite3.connect(self.store.path) as con:
@@ -119,7 +154,9 @@ def refresh_raw(store: CrmStore, warehouse: Path) -> None:
             )
 
 
-def build_world(tmp: Path, n_accounts: int = 100, n_reps: int = 10, **server_opts) -> World:
+def build_world(
+    tmp: Path, n_accounts: int = 100, n_reps: int = 10, n_leads: int = 20, **server_opts
+) -> World:
     db = tmp / "crm.sqlite"
     server = start_in_process(db, **server_opts)
     store = server.store
@@ -146,4 +183,12 @@ def build_world(tmp: Path, n_accounts: int = 100, n_reps: int = 10, **server_opt
                 for i in range(start, min(start + 500, n_accounts))
             ],
         )  # fmt: skip
-    return World(server, store, tmp / "warehouse.duckdb", reps, pool, accounts)
+    leads = store.insert(
+        "Lead",
+        [
+            {"LastName": f"Lead {i}", "Company": f"Account {i}", "OwnerId": reps[i % n_reps],
+             "Status": "Open", "IsConverted": False}
+            for i in range(n_leads)
+        ],
+    )  # fmt: skip
+    return World(server, store, tmp / "warehouse.duckdb", reps, pool, accounts, leads)

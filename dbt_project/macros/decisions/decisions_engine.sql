@@ -216,3 +216,97 @@
             and incoming.incoming_rank <= takes.take_through
 )
 {%- endmacro %}
+
+{#- Which of a rep's fair-round picks it keeps (R6 hierarchy rule): walking its picks in order,
+    a unit is kept while it fits the rep's room, in its first slot kind if it fits there, else in
+    its second; a unit (a family) that no longer fits is skipped and stays in the pool, and the
+    rep goes on with its next pick (a smaller unit may still fit). The walk is a fold per rep,
+    so it is written as a recursive query nested in a CTE (one step per pick of a rep; ANSI SQL,
+    and nested so dbt can still prepend CTEs to the model).
+    assigned_cte: rep_id, unit_id, unit_weight, pick_number (picks the rep may take).
+    limits_cte: rep_id, total_room, first_room, second_room.
+    Emits CTE `<name>`: rep_id, unit_id, pick_number, slot_order (1 first kind, 2 second). -#}
+{% macro decisions_fit_walk_ctes(name, assigned_cte, limits_cte) -%}
+{%- set int_type = dbt.type_bigint() -%}
+{{ name }}_sequence as (
+    select
+        walk_picks.rep_id,
+        walk_picks.unit_id,
+        cast(walk_picks.unit_weight as {{ int_type }}) as unit_weight,
+        walk_picks.pick_number,
+        row_number() over (
+            partition by walk_picks.rep_id order by walk_picks.pick_number
+        ) as rep_pick_index
+    from {{ assigned_cte }} as walk_picks
+),
+
+{{ name }}_steps as (
+    with recursive walk (
+        rep_id, rep_pick_index, unit_id, pick_number, slot_order, total_room, first_room,
+        second_room
+    ) as (
+        select
+            step.rep_id,
+            step.rep_pick_index,
+            step.unit_id,
+            step.pick_number,
+            step.slot_order,
+            step.total_room - case when step.slot_order is null then 0 else step.unit_weight end,
+            step.first_room - case when step.slot_order = 1 then step.unit_weight else 0 end,
+            step.second_room - case when step.slot_order = 2 then step.unit_weight else 0 end
+        from (
+            select
+                walk_sequence.*,
+                cast(limits.total_room as {{ int_type }}) as total_room,
+                cast(limits.first_room as {{ int_type }}) as first_room,
+                cast(limits.second_room as {{ int_type }}) as second_room,
+                {{ decisions_fit_slot_order('walk_sequence.unit_weight', 'limits') }} as slot_order
+            from {{ name }}_sequence as walk_sequence
+            inner join {{ limits_cte }} as limits
+                on walk_sequence.rep_id = limits.rep_id
+            where walk_sequence.rep_pick_index = 1
+        ) as step
+        union all
+        select
+            step.rep_id,
+            step.rep_pick_index,
+            step.unit_id,
+            step.pick_number,
+            step.slot_order,
+            step.total_room - case when step.slot_order is null then 0 else step.unit_weight end,
+            step.first_room - case when step.slot_order = 1 then step.unit_weight else 0 end,
+            step.second_room - case when step.slot_order = 2 then step.unit_weight else 0 end
+        from (
+            select
+                walk_sequence.*,
+                walk.total_room,
+                walk.first_room,
+                walk.second_room,
+                {{ decisions_fit_slot_order('walk_sequence.unit_weight', 'walk') }} as slot_order
+            from walk
+            inner join {{ name }}_sequence as walk_sequence
+                on
+                    walk.rep_id = walk_sequence.rep_id
+                    and walk_sequence.rep_pick_index = walk.rep_pick_index + 1
+            where walk.total_room > 0
+        ) as step
+    )
+
+    select * from walk
+),
+
+{{ name }} as (
+    select rep_id, unit_id, pick_number, slot_order
+    from {{ name }}_steps
+    where slot_order is not null
+)
+{%- endmacro %}
+
+{% macro decisions_fit_slot_order(weight, rooms) -%}
+    case
+        when {{ weight }} <= {{ rooms }}.total_room and {{ weight }} <= {{ rooms }}.first_room
+            then 1
+        when {{ weight }} <= {{ rooms }}.total_room and {{ weight }} <= {{ rooms }}.second_room
+            then 2
+    end
+{%- endmacro %}

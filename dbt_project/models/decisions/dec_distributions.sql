@@ -4,8 +4,11 @@
     priority), then the fit slots (by priority) from the units still in the pool. A rep never
     takes more than its total room (capacity minus book after steps 1-2), so an intent slot
     whose account cooled down cannot make the book grow past its target. A unit takes
-    one pick and one slot per member; a rep keeps its picks in order while they fit, so a family
-    that no longer fits stays in the pool for the next run (never split). -#}
+    one pick and one slot per member; a rep walks its picks in order and keeps each unit that
+    still fits, so a family that no longer fits is skipped (it stays in the pool, never split)
+    and the rep goes on with its next pick. Only 'full' runs top off; a 'returns' run only
+    replaces (swap, R10) a rep's accepted returns of the run, one new account per return at
+    most; a 'signals' run distributes nothing. -#}
 with
 
 candidates_source as (
@@ -24,6 +27,17 @@ run_context as (
     select * from {{ ref('dec_run_context') }}
 ),
 
+returns as (
+    select * from {{ ref('dec_returns') }}
+),
+
+returned_count as (
+    select from_owner_id as rep_id, count(*) as returned_count
+    from returns
+    where decision_kind = 'return'
+    group by from_owner_id
+),
+
 routed_use as (
     select
         to_owner_id as rep_id,
@@ -34,7 +48,7 @@ routed_use as (
     group by to_owner_id
 ),
 
-rep_budget as (
+rep_budget_full as (
     select
         capacity.rep_id,
         max(capacity.segment_key) as segment_key,
@@ -57,6 +71,27 @@ rep_budget as (
     left join routed_use
         on capacity.rep_id = routed_use.rep_id
     group by capacity.rep_id
+),
+
+rep_budget as (
+    select
+        rep_budget_full.rep_id,
+        rep_budget_full.segment_key,
+        rep_budget_full.rotation_position,
+        rep_budget_full.intent_open,
+        rep_budget_full.fit_open,
+        case
+            when run_context.cycle_mode = 'full' then rep_budget_full.budget_left
+            when run_context.cycle_mode = 'returns'
+                and coalesce(returned_count.returned_count, 0) < rep_budget_full.budget_left
+                then coalesce(returned_count.returned_count, 0)
+            when run_context.cycle_mode = 'returns' then rep_budget_full.budget_left
+            else 0
+        end as budget_left
+    from rep_budget_full
+    cross join run_context
+    left join returned_count
+        on rep_budget_full.rep_id = returned_count.rep_id
 ),
 
 intent_slots as (
@@ -100,25 +135,28 @@ intent_units as (
     ~ 'coalesce(candidates.unit_priority_score, 0) desc, candidates.unit_id'
 ) }},
 
+intent_allowed as (
+    select intent_assigned.*
+    from intent_assigned
+    where
+        intent_assigned.blocked_rep_id is null
+        or intent_assigned.blocked_rep_id <> intent_assigned.rep_id
+),
+
+intent_limits as (
+    select rep_id, pick_limit as total_room, pick_limit as first_room, 0 as second_room
+    from intent_slots
+),
+
+{{ decisions_fit_walk_ctes('intent_walked', 'intent_allowed', 'intent_limits') }},
+
 intent_kept as (
-    select *
-    from (
-        select
-            intent_assigned.*,
-            intent_slots.pick_limit,
-            sum(intent_assigned.unit_weight) over (
-                partition by intent_assigned.rep_id
-                order by intent_assigned.pick_number
-                rows between unbounded preceding and current row
-            ) as weight_through
-        from intent_assigned
-        inner join intent_slots
-            on intent_assigned.rep_id = intent_slots.rep_id
-        where
-            intent_assigned.blocked_rep_id is null
-            or intent_assigned.blocked_rep_id <> intent_assigned.rep_id
-    ) as weighed
-    where weight_through <= pick_limit
+    select intent_allowed.*
+    from intent_allowed
+    inner join intent_walked
+        on
+            intent_allowed.rep_id = intent_walked.rep_id
+            and intent_allowed.unit_id = intent_walked.unit_id
 ),
 
 intent_use as (
@@ -153,25 +191,24 @@ fit_units as (
     'coalesce(candidates.unit_priority_score, 0) desc, candidates.unit_id'
 ) }},
 
+fit_allowed as (
+    select fit_assigned.*
+    from fit_assigned
+    where fit_assigned.blocked_rep_id is null or fit_assigned.blocked_rep_id <> fit_assigned.rep_id
+),
+
+fit_limits as (
+    select rep_id, pick_limit as total_room, pick_limit as first_room, 0 as second_room
+    from fit_slots
+),
+
+{{ decisions_fit_walk_ctes('fit_walked', 'fit_allowed', 'fit_limits') }},
+
 fit_kept as (
-    select *
-    from (
-        select
-            fit_assigned.*,
-            fit_slots.pick_limit,
-            sum(fit_assigned.unit_weight) over (
-                partition by fit_assigned.rep_id
-                order by fit_assigned.pick_number
-                rows between unbounded preceding and current row
-            ) as weight_through
-        from fit_assigned
-        inner join fit_slots
-            on fit_assigned.rep_id = fit_slots.rep_id
-        where
-            fit_assigned.blocked_rep_id is null
-            or fit_assigned.blocked_rep_id <> fit_assigned.rep_id
-    ) as weighed
-    where weight_through <= pick_limit
+    select fit_allowed.*
+    from fit_allowed
+    inner join fit_walked
+        on fit_allowed.rep_id = fit_walked.rep_id and fit_allowed.unit_id = fit_walked.unit_id
 ),
 
 kept as (

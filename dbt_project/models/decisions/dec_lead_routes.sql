@@ -1,7 +1,8 @@
 {#- Step 3b (R7): an inbound lead matched (R5, exactly one account) to an account that a rep owns
     after this run's decisions goes to that owner: one lead_route row per such lead not already
     owned by that rep, not converted, and created within the inbound_lead signal window up to
-    the as-of date. Reported for the lead write-back; the account itself does not move. -#}
+    the as-of date. Reported for the lead write-back; the account itself does not move. A
+    'signals' run routes only leads of its signals' accounts; a 'returns' run routes none. -#}
 with
 
 leads_matched as (
@@ -22,6 +23,10 @@ users as (
 
 run_context as (
     select * from {{ ref('dec_run_context') }}
+),
+
+cycle_accounts as (
+    select * from {{ ref('dec_cycle_accounts') }}
 ),
 
 rep_owned_accounts as (
@@ -71,6 +76,13 @@ final as (
         leads_matched.match_status = 'matched'
         and not leads.is_converted
         and leads.owner_id is distinct from rep_owned_accounts.owner_id
+        and (
+            run_context.cycle_mode = 'full'
+            or (
+                run_context.cycle_mode = 'signals'
+                and rep_owned_accounts.account_id in (select account_id from cycle_accounts)
+            )
+        )
         and leads.created_date <= run_context.as_of_date
         and leads.created_date > {{ dbt.dateadd(
             'day', '-1 * ' ~ policy_number('timing.signals.inbound_lead.window_days'),

@@ -3,7 +3,8 @@
     applied) when an open opportunity's close date was pushed at least
     var('hoarding_min_close_date_pushes', 3) times (Close_Date_Push_Count__c) and the owner has
     not touched the account within the working window. Retrieved accounts go to the
-    least-loaded pool user after this run's returns. -#}
+    least-loaded pool user after this run's returns. Out-of-cycle runs ('signals', 'returns')
+    neither retrieve nor flag. -#}
 {%- set min_pushes = sql_number(
     var('hoarding_min_close_date_pushes', 3), 'var hoarding_min_close_date_pushes') -%}
 with
@@ -54,8 +55,10 @@ pushed_opportunities as (
 retrievable as (
     select accounts.account_id
     from accounts
+    cross join run_context
     where
-        accounts.state = 'stale'
+        run_context.cycle_mode = 'full'
+        and accounts.state = 'stale'
         and accounts.owner_kind = 'rep'
         and not coalesce(accounts.has_open_opportunity, false)
         and accounts.account_id not in (
@@ -117,7 +120,8 @@ hoarding_suspects as (
         on accounts.account_id = pushed_opportunities.account_id
     cross join run_context
     where
-        accounts.owner_kind = 'rep'
+        run_context.cycle_mode = 'full'
+        and accounts.owner_kind = 'rep'
         and coalesce(accounts.has_open_opportunity, false)
         and pushed_opportunities.max_close_date_pushes >= {{ min_pushes }}
         and (

@@ -1,7 +1,8 @@
 {#- Step 1 (R9): pending return requests. The reason decides the destination; a request that
     is not from the owner, has an unknown reason or targets an account outside a book is
     rejected (kind return_rejected: reported, never applied). Accepted returns go to the
-    least-loaded pool user. -#}
+    least-loaded pool user. A 'signals' run decides no returns; a 'returns' run only those of its
+    listed accounts (dec_cycle_accounts). -#}
 {%- set rest_days = policy_get('lifecycle.rest_days') -%}
 with
 
@@ -17,13 +18,25 @@ pool_loads as (
     select * from {{ ref('dec_pool_loads') }}
 ),
 
+cycle_accounts as (
+    select * from {{ ref('dec_cycle_accounts') }}
+),
+
 requests as (
     select
         accounts.*,
         run_context.as_of_date
     from accounts
     cross join run_context
-    where accounts.pending_return_reason is not null
+    where
+        accounts.pending_return_reason is not null
+        and (
+            run_context.cycle_mode = 'full'
+            or (
+                run_context.cycle_mode = 'returns'
+                and accounts.account_id in (select account_id from cycle_accounts)
+            )
+        )
 ),
 
 evaluated as (

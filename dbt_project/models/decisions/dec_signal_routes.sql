@@ -1,8 +1,10 @@
 {#- Step 3 (R7): hot units in the pool are routed, before the top-off, to eligible reps of
     their segment with open capacity (intent slots first, then fit), in fair snake rounds ordered
     by timing then priority. Hot accounts already in a rep's book get a signal_flag for the
-    owner (reported, never applied). A rep keeps its picks in order while they fit its slots;
-    a unit that no longer fits stays in the pool (families are never split). -#}
+    owner (reported, never applied). A rep walks its picks in order and keeps each unit that
+    still fits its slots; a family that no longer fits is skipped and stays in the pool (never
+    split) while the rep goes on with its next pick. A 'signals' run routes and flags only the
+    accounts of its signals (a routed family holds one); a 'returns' run routes nothing. -#}
 with
 
 candidates_source as (
@@ -27,6 +29,22 @@ returns as (
 
 retrievals as (
     select * from {{ ref('dec_retrievals') }}
+),
+
+cycle_accounts as (
+    select * from {{ ref('dec_cycle_accounts') }}
+),
+
+in_scope_units as (
+    select distinct candidates_source.unit_id
+    from candidates_source
+    cross join run_context
+    where
+        run_context.cycle_mode = 'full'
+        or (
+            run_context.cycle_mode = 'signals'
+            and candidates_source.account_id in (select account_id from cycle_accounts)
+        )
 ),
 
 rep_slots as (
@@ -61,7 +79,9 @@ hot_units as (
         unit_timing_score,
         blocked_rep_id
     from candidates_source
-    where is_unit_hot
+    where
+        is_unit_hot
+        and unit_id in (select unit_id from in_scope_units)
 ),
 
 {{ decisions_fair_assign_ctes(
@@ -70,43 +90,29 @@ hot_units as (
 ) }},
 
 allowed as (
-    select
-        assigned.*,
-        sum(assigned.unit_weight) over (
-            partition by assigned.rep_id
-            order by assigned.pick_number rows between unbounded preceding and current row
-        ) as weight_through
+    select assigned.*
     from assigned
     where assigned.blocked_rep_id is null or assigned.blocked_rep_id <> assigned.rep_id
 ),
 
-labelled as (
+walk_limits as (
     select
-        allowed.*,
-        slots.pick_limit,
-        slots.fit_open,
-        case
-            when allowed.weight_through <= slots.intent_open then 'intent' else 'fit'
-        end as slot_kind
-    from allowed
-    inner join slots
-        on allowed.rep_id = slots.rep_id
+        rep_id,
+        pick_limit as total_room,
+        intent_open as first_room,
+        fit_open as second_room
+    from slots
 ),
 
+{{ decisions_fit_walk_ctes('walked', 'allowed', 'walk_limits') }},
+
 kept as (
-    select labelled.*
-    from (
-        select
-            labelled.*,
-            sum(case when labelled.slot_kind = 'fit' then labelled.unit_weight else 0 end) over (
-                partition by labelled.rep_id
-                order by labelled.pick_number rows between unbounded preceding and current row
-            ) as fit_weight_through
-        from labelled
-    ) as labelled
-    where
-        labelled.weight_through <= labelled.pick_limit
-        and (labelled.slot_kind = 'intent' or labelled.fit_weight_through <= labelled.fit_open)
+    select
+        allowed.*,
+        case when walked.slot_order = 1 then 'intent' else 'fit' end as slot_kind
+    from allowed
+    inner join walked
+        on allowed.rep_id = walked.rep_id and allowed.unit_id = walked.unit_id
 ),
 
 routes as (
@@ -161,9 +167,17 @@ flags as (
         cast(null as {{ dbt.type_bigint() }}) as round_number,
         cast(null as {{ dbt.type_bigint() }}) as pick_number
     from accounts
+    cross join run_context
     where
         accounts.is_hot
         and accounts.owner_kind = 'rep'
+        and (
+            run_context.cycle_mode = 'full'
+            or (
+                run_context.cycle_mode = 'signals'
+                and accounts.account_id in (select account_id from cycle_accounts)
+            )
+        )
         and accounts.account_id not in (select account_id from moved_to_pool)
 ),
 
