@@ -130,8 +130,25 @@ def _generate(
 
 def _run_cycle(args: argparse.Namespace, as_of: date, *, dry_run: bool, override: bool) -> Any:
     run_cycle = _import("orchestration.runner", "run_cycle", "the cycle runner")
+    accept = tuple(getattr(args, "accept_row_drop", None) or ())
+    if accept:
+        from contracts.overrides import parse_objects
+
+        try:
+            accept = parse_objects(accept)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if not (args.by and args.reason):
+            raise UserError("--accept-row-drop needs --by WHO and --reason WHY (for the audit)")
     return run_cycle(
-        as_of=as_of, dry_run=dry_run, override_guard=override, progress=_progress(args)
+        as_of=as_of,
+        dry_run=dry_run,
+        override_guard=override,
+        progress=_progress(args),
+        lease_wait_seconds=getattr(args, "wait", 0.0),
+        accept_row_drop=accept,
+        accepted_by=getattr(args, "by", None) or "",
+        accept_reason=getattr(args, "reason", None) or "",
     )
 
 
@@ -290,6 +307,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--override-guard",
         action="store_true",
         help="write even if the blast-radius guard blocks the plan (e.g. launch day)",
+    )
+    run.add_argument(
+        "--accept-row-drop",
+        action="append",
+        metavar="OBJECT",
+        help="accept this run's row-count drop of a CRM object (e.g. Account; repeatable); "
+        "needs --by and --reason, recorded in ops.row_drop_overrides",
+    )
+    run.add_argument("--by", metavar="WHO", help="who accepts the row-count drop")
+    run.add_argument("--reason", metavar="WHY", help="why the row-count drop is intended")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another cycle holding the warehouse (default: exit at once)",
     )
     run.set_defaults(func=cmd_run)
 

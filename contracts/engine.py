@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from contracts import gx_suites
+from contracts.overrides import mark_used, overrides_for
 from contracts.rules import MAX_ROW_DROP, RAW_SCHEMA, RowRule, frozen_columns, row_rules
 from contracts.store import ensure_contract_tables
 from ingest.fields import object_specs
@@ -49,6 +50,7 @@ class TableResult:
     quarantined_rows: int  # distinct raw rows with at least one failing row rule
     min_rows: int  # the row-count floor applied (0 without a baseline)
     failures: tuple[str, ...]  # table-level failures: blocking
+    accepted_drop: str | None = None  # a drop below the floor accepted for this run: by whom
 
     @property
     def passed(self) -> bool:
@@ -300,6 +302,8 @@ def _check(
                 [run_id, stamp],
             )
     baselines = _baselines(con)
+    overrides = overrides_for(con, run_id)
+    accepted: dict[str, str] = {}
     tables, columns = [], []
     floors: dict[str, int] = {}
     for name, spec in specs.items():
@@ -311,6 +315,16 @@ def _check(
             continue
         base = baselines.get(name)
         floors[name], newly_deleted = _min_rows(f, base)
+        override = overrides.get(name)
+        if override is not None and f.live_rows < floors[name]:
+            # The person accepted this drop for this run: waive the floor, keep the audit.
+            mark_used(con, run_id, name, f.live_rows, floors[name])
+            accepted[name] = override.accepted_by
+            log.warning(
+                "row-count drop of %s accepted for run %s by %s (%s): %d live rows, floor %d",
+                name, run_id, override.accepted_by, override.reason, f.live_rows, floors[name],
+            )  # fmt: skip
+            floors[name] = 0
         tables.append(row | {
             "live_rows": f.live_rows, "min_rows": floors[name],
             "baseline_rows": base.live_rows if base else 0, "newly_deleted": newly_deleted,
@@ -340,6 +354,7 @@ def _check(
             quarantined.get(name, 0),
             floors.get(name, 0),
             tuple(failures[name]),
+            accepted.get(name),
         )
         if f is not None:
             _record_load(con, run_id, name, f, not failures[name])

@@ -251,7 +251,8 @@ CREATE TABLE IF NOT EXISTS _session (
 CREATE TABLE IF NOT EXISTS _request_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, method TEXT NOT NULL,
     path TEXT NOT NULL, query TEXT, status INTEGER NOT NULL, records INTEGER NOT NULL DEFAULT 0,
-    is_write INTEGER NOT NULL DEFAULT 0, user_id TEXT, error_code TEXT, duration_ms REAL);
+    is_write INTEGER NOT NULL DEFAULT 0, user_id TEXT, error_code TEXT, duration_ms REAL,
+    client_id TEXT, retry_after REAL, received_s REAL);
 CREATE TABLE IF NOT EXISTS _bulk_job (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, object TEXT, operation TEXT NOT NULL, query TEXT,
     state TEXT NOT NULL, created_by TEXT, created_date TEXT NOT NULL, system_modstamp TEXT NOT NULL,
@@ -263,6 +264,18 @@ CREATE TABLE IF NOT EXISTS _bulk_result (
     job_id TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (job_id, kind, seq));
 """
+
+# Request-log columns added after the first release (client, Retry-After sent, arrival time on
+# the server's monotonic clock: what a test needs to prove no request came before Retry-After).
+_REQUEST_LOG_ADDED = {"client_id": "TEXT", "retry_after": "REAL", "received_s": "REAL"}
+
+
+def _add_missing_columns(con: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    have = {row[1] for row in con.execute(f'PRAGMA table_info("{table}")')}
+    for name, kind in columns.items():
+        if name not in have:
+            con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}')
+
 
 _INDEXES = {
     "Account": ("SystemModstamp", "OwnerId", "ParentId"),
@@ -353,6 +366,7 @@ class CrmStore:
             con.execute("PRAGMA journal_mode=WAL")
             with con:
                 con.executescript(_INTERNAL_DDL)
+                _add_missing_columns(con, "_request_log", _REQUEST_LOG_ADDED)
                 for stmt in _schema_ddl():
                     con.execute(stmt)
         finally:

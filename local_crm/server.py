@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -141,6 +141,8 @@ class _Request:
     api_path: str = ""
     user_id: str | None = None
     token: str | None = None
+    client_id: str | None = None  # the connected app: the session's, or the token request's
+    received_s: float = 0.0  # arrival on the API's monotonic clock
 
     def json(self) -> Any:
         try:
@@ -174,11 +176,15 @@ class CrmApi:
         self._cursor_lock = threading.Lock()
         self._locator_seq = itertools.count(1)
         self._signing_key = secrets.token_bytes(32)
+        # When each request arrives, for the request log; a test swaps in the fake clock its
+        # client sleeps on, to check every request against the Retry-After it was given.
+        self.monotonic: Callable[[], float] = time.monotonic
 
     # -- entry point
 
     def handle(self, req: _Request) -> Response | None:
         """Handle a request; None means drop the connection (injected fault)."""
+        req.received_s = self.monotonic()
         started = time.monotonic()
         resp: Response | None
         usage = 0
@@ -202,6 +208,7 @@ class CrmApi:
     def _dispatch(self, req: _Request) -> tuple[Response | None, int]:
         if req.path.rstrip("/") == "/services/oauth2/token":
             req.api_path = "oauth2/token"
+            req.client_id = _form_client_id(req)  # so a faulted login is logged per client
             faulted, fault = self._request_faults(req)
             if faulted:
                 return fault, 0
@@ -245,6 +252,7 @@ class CrmApi:
         form = {k: v[0] for k, v in parse_qs(req.body.decode("utf-8")).items()}
         grant = form.get("grant_type", "")
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        req.client_id = client_id
         auth = req.headers.get("Authorization", "")
         if auth.startswith("Basic "):
             try:
@@ -318,11 +326,12 @@ class CrmApi:
         if token:
             with self.store.connection() as con:
                 row = con.execute(
-                    "SELECT user_id FROM _session WHERE token = ? AND revoked = 0", (token,)
+                    "SELECT user_id, client_id FROM _session WHERE token = ? AND revoked = 0",
+                    (token,),
                 ).fetchone()
         if row is None:
             raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        req.token, req.user_id = token, row[0]
+        req.token, req.user_id, req.client_id = token, row[0], row[1]
 
     # -- limits and log
 
@@ -348,7 +357,8 @@ class CrmApi:
         with self.store.connection() as con, con:
             con.execute(
                 "INSERT INTO _request_log(at, method, path, query, status, records, is_write, "
-                "user_id, error_code, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "user_id, error_code, duration_ms, client_id, retry_after, received_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     format_datetime(self.store.clock.now()),
                     req.method,
@@ -360,6 +370,9 @@ class CrmApi:
                     req.user_id,
                     error_code,
                     round(seconds * 1000, 3),
+                    req.client_id,
+                    _retry_after(resp),
+                    req.received_s,
                 ),
             )
         log.debug("%s %s -> %s in %.3fs", req.method, req.path, status, seconds)
@@ -1171,6 +1184,20 @@ def _is_write(req: _Request) -> bool:
     if req.method not in ("POST", "PATCH", "PUT", "DELETE"):
         return False
     return p.startswith("sobjects/") or p == "composite/sobjects" or p.startswith("jobs/ingest")
+
+
+def _form_client_id(req: _Request) -> str | None:
+    try:
+        form = parse_qs(req.body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+    values = form.get("client_id")
+    return values[0] if values else None
+
+
+def _retry_after(resp: Response | None) -> float | None:
+    value = resp.headers.get("Retry-After") if resp is not None else None
+    return float(value) if value is not None else None
 
 
 def _fault_response(f: RequestFault) -> Response:

@@ -10,6 +10,13 @@ replacing it is atomic between processes. A lease is stale (and taken over, with
 it has expired, or when its holder ran on this host and that pid is gone. A heartbeat thread
 renews the lease while the holder lives. Expiry uses the wall clock: it is infrastructure
 timing, not product logic (no decision depends on it).
+
+A lease may be keyed by a Dagster run id (`run_key`): then every step of that run joins it
+(re-entrant), whichever process the step runs in, so `books run` (which takes it before the
+run starts) and a scheduled run (whose steps take it through the warehouse resource) never
+interleave. A run-keyed lease records the run worker's pid, may be kept between steps
+(`keep=True`), and is stale once that pid is gone, it expires, or `finished(run_key)` says the
+run is over. Every acquire/join/release is appended to `<warehouse>.lease.log` (JSON lines).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class LeaseInfo:
     token: str
     acquired_at: float
     expires_at: float
+    run_key: str = ""  # the Dagster run id holding it ("" for a holder outside Dagster)
 
     def describe(self) -> str:
         return f"{self.holder!r} (pid {self.pid} on {self.host})"
@@ -55,6 +63,26 @@ class LeaseInfo:
 
 def lease_path(warehouse_path: str | Path) -> Path:
     return Path(f"{Path(warehouse_path).resolve()}.lease")
+
+
+def lease_log_path(warehouse_path: str | Path) -> Path:
+    """JSON lines: one per acquire, join, keep and release (who held the warehouse, when)."""
+    return Path(f"{Path(warehouse_path).resolve()}.lease.log")
+
+
+def read_lease_log(warehouse_path: str | Path) -> list[dict[str, Any]]:
+    path = lease_log_path(warehouse_path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _log_event(path: Path, event: str, info: LeaseInfo) -> None:
+    """Append one event (under the guard, so lines never interleave)."""
+    line = json.dumps({"event": event, "at": time.time(), "holder": info.holder,
+                       "run_key": info.run_key, "pid": os.getpid(), "token": info.token})  # fmt: skip
+    with open(f"{path}.log", "a", encoding="utf-8") as out:
+        out.write(line + "\n")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -79,12 +107,17 @@ def _read(path: Path) -> LeaseInfo | None:
         return None
 
 
-def _is_stale(lease: LeaseInfo, now: float) -> str | None:
+Finished = Callable[[str], bool]
+
+
+def _is_stale(lease: LeaseInfo, now: float, finished: Finished | None = None) -> str | None:
     """Why the lease may be taken over, or None if it is live."""
     if lease.expires_at <= now:
         return "expired"
     if lease.host == socket.gethostname() and not _pid_alive(lease.pid):
         return f"pid {lease.pid} is gone"
+    if lease.run_key and finished is not None and finished(lease.run_key):
+        return f"its Dagster run {lease.run_key} has finished"
     return None
 
 
@@ -107,12 +140,21 @@ def _write(path: Path, lease: LeaseInfo) -> None:
 
 
 class Lease:
-    """A held lease; renewed by a heartbeat until released."""
+    """A held lease; renewed by a heartbeat until released.
 
-    def __init__(self, warehouse_path: Path, info: LeaseInfo, ttl: float) -> None:
+    `joined`: another holder of the same run took it; releasing only stops our heartbeat.
+    `keep`: leave the lease in place at release (a step of a run whose later steps follow).
+    """
+
+    def __init__(
+        self, warehouse_path: Path, info: LeaseInfo, ttl: float, *, joined: bool = False,
+        keep: bool = False,
+    ) -> None:  # fmt: skip
         self.path = lease_path(warehouse_path)
         self.info = info
         self.ttl = ttl
+        self.joined = joined
+        self.keep = keep
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._heartbeat, name="warehouse-lease", daemon=True)
 
@@ -138,27 +180,42 @@ class Lease:
             self._thread.join()
         with _guard(self.path):
             current = _read(self.path)
-            if current is not None and current.token == self.info.token:
-                self.path.unlink()
-            else:
+            if current is None or current.token != self.info.token:
                 log.warning("warehouse lease %s was no longer ours at release", self.path)
+            elif self.joined or self.keep:
+                _log_event(self.path, "left", current)  # the run's lease stays for its next step
+            else:
+                self.path.unlink()
+                _log_event(self.path, "released", current)
 
 
-def _try_take(path: Path, holder: str, ttl: float) -> tuple[LeaseInfo | None, LeaseInfo | None]:
-    """(our new lease, None) or (None, the live lease that blocks us)."""
+def _try_take(
+    path: Path, holder: str, ttl: float, run_key: str, pid: int, finished: Finished | None
+) -> tuple[LeaseInfo | None, LeaseInfo | None, bool]:
+    """(our lease, None, joined?) or (None, the live lease that blocks us, False)."""
     with _guard(path):
         current = _read(path)
         now = time.time()
+        if current is not None and run_key and current.run_key == run_key:
+            # Re-entrant: another step (or the runner) of this same Dagster run holds it.
+            info = LeaseInfo(
+                **{**asdict(current), "expires_at": max(current.expires_at, now + ttl)}
+            )
+            _write(path, info)
+            _log_event(path, "joined", info)
+            return info, None, True
         if current is not None:
-            why = _is_stale(current, now)
+            why = _is_stale(current, now, finished)
             if why is None:
-                return None, current
-            log.warning("taking over stale warehouse lease of %s: %s", current.describe(), why)
+                return None, current, False
+            level = logging.INFO if why.startswith("its Dagster run") else logging.WARNING
+            log.log(level, "taking over stale warehouse lease of %s: %s", current.describe(), why)
         info = LeaseInfo(
-            holder, os.getpid(), socket.gethostname(), uuid.uuid4().hex, now, now + ttl
+            holder, pid, socket.gethostname(), uuid.uuid4().hex, now, now + ttl, run_key
         )
         _write(path, info)
-        return info, None
+        _log_event(path, "acquired", info)
+        return info, None, False
 
 
 @contextmanager
@@ -170,17 +227,26 @@ def acquire(
     ttl_seconds: float = DEFAULT_TTL_SECONDS,
     poll_seconds: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    run_key: str = "",
+    pid: int | None = None,
+    finished: Finished | None = None,
+    keep: bool = False,
 ) -> Iterator[Lease]:
     """Hold the warehouse's single-writer lease for the block.
 
     Waits up to `wait_seconds` for a live holder to finish, then raises `WarehouseBusyError`
     whose message names the holder. `holder` is what others are told (e.g. 'books cycle run X').
+    With `run_key` (a Dagster run id) a lease already held for that run is joined, not waited
+    for; `pid` is the process whose death frees the lease (default: this one); `finished`
+    tells whether a run-keyed blocker's run is over; `keep` leaves the lease at block end.
     """
     path = lease_path(warehouse_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_seconds
     while True:
-        info, blocker = _try_take(path, holder, ttl_seconds)
+        info, blocker, joined = _try_take(
+            path, holder, ttl_seconds, run_key, pid or os.getpid(), finished
+        )
         if info is not None:
             break
         assert blocker is not None
@@ -190,9 +256,9 @@ def acquire(
                 f"waited {wait_seconds:g}s - try again when it finishes"
             )
         sleep(poll_seconds)
-    lease = Lease(Path(warehouse_path).resolve(), info, ttl_seconds)
+    lease = Lease(Path(warehouse_path).resolve(), info, ttl_seconds, joined=joined, keep=keep)
     lease._thread.start()
-    log.info("warehouse lease acquired by %s", info.describe())
+    log.info("warehouse lease %s by %s", "joined" if joined else "acquired", info.describe())
     try:
         yield lease
     finally:

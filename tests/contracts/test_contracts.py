@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from contracts import ContractReport, row_rules, run_contracts
+from contracts import ContractReport, record_overrides, row_rules, run_contracts
 from local_crm.db import make_id
 from local_crm.schema import OBJECTS
 from tests.contracts.raw_world import build_good_world, insert_rows
@@ -135,6 +135,65 @@ def test_row_count_drop_without_deletes_blocks(tmp_path: Path) -> None:
     ), report.failures
     # a blocked load is not the next baseline: the drop keeps blocking until explained
     assert not run_contracts(path, "r3", detected_at=RUN_AT).passed
+
+
+def _vanish(path: Path, table: str, n: int) -> None:
+    """`n` rows disappear from a raw table with no delete record (a hard delete upstream)."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"delete from raw_salesforce.{table} where id in "
+                    f"(select id from raw_salesforce.{table} order by id limit {n})")  # fmt: skip
+
+
+def _accept(path: Path, run_id: str, *objects: str) -> None:
+    with duckdb.connect(str(path)) as con:
+        record_overrides(con, run_id, objects, accepted_by="revops@acme.test",
+                         reason="CRM clean-up hard-deleted duplicates",
+                         requested_via="books run", requested_at=RUN_AT)  # fmt: skip
+
+
+def test_accepted_row_drop_passes_for_that_object_and_that_run_only(tmp_path: Path) -> None:
+    path = _good_only(tmp_path)
+    _vanish(path, "account", 50)  # 5% of accounts
+    blocked = run_contracts(path, "r2", detected_at=RUN_AT)
+    assert [f.split(":")[0] for f in blocked.failures] == ["account"]
+
+    # Accepted for Account in r3 only: r3 passes, the accepted count is the next baseline.
+    _accept(path, "r3", "Account")
+    accepted = run_contracts(path, "r3", detected_at=RUN_AT)
+    assert accepted.passed, accepted.failures
+    assert accepted.tables["Account"].accepted_drop == "revops@acme.test"
+    with duckdb.connect(str(path), read_only=True) as con:
+        audit = con.execute(
+            "select run_id, object, accepted_by, reason, requested_via, observed_rows, floor_rows "
+            "from ops.row_drop_overrides"
+        ).fetchall()
+    assert audit == [("r3", "Account", "revops@acme.test", "CRM clean-up hard-deleted duplicates",
+                      "books run", 950, 990)]  # fmt: skip
+
+    # The override does not reach another object in the same run ...
+    _vanish(path, "contact", 10)  # 5% of contacts
+    _accept(path, "r4", "Account")
+    report = run_contracts(path, "r4", detected_at=RUN_AT)
+    assert [f.split(":")[0] for f in report.failures] == ["contact"]
+    # ... nor a later run of the same object: a new drop blocks again.
+    _vanish(path, "account", 50)
+    later = run_contracts(path, "r5", detected_at=RUN_AT)
+    assert {f.split(":")[0] for f in later.failures} == {"account", "contact"}
+    print(
+        f"\nrow-drop override: r2 blocked {blocked.failures}; r3 accepted "
+        f"{audit[0][5]} < floor {audit[0][6]} by {audit[0][2]}; r4 blocked {report.failures}; "
+        f"r5 blocked {len(later.failures)} tables"
+    )
+
+
+def test_override_names_a_known_object_and_who_and_why(tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        with pytest.raises(ValueError, match="unknown object\\(s\\) Acount"):
+            record_overrides(con, "r1", ["Acount"], accepted_by="me", reason="why",
+                             requested_via="books run", requested_at=RUN_AT)  # fmt: skip
+        with pytest.raises(ValueError, match="needs who and why"):
+            record_overrides(con, "r1", ["Account"], accepted_by="me", reason=" ",
+                             requested_via="books run", requested_at=RUN_AT)  # fmt: skip
 
 
 def test_row_count_drop_explained_by_deletes_passes(tmp_path: Path) -> None:

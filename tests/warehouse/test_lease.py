@@ -19,6 +19,7 @@ from warehouse.lease import (
     connect_warehouse,
     lease_path,
     read_lease,
+    read_lease_log,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,3 +117,48 @@ def test_duckdb_lock_conflict_becomes_one_clear_line(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+# --- a lease keyed by a Dagster run: re-entrant for the run, kept between its steps ----------
+def test_a_run_keyed_lease_is_joined_by_its_own_run_and_blocks_others(tmp_path: Path) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    with acquire(warehouse, "books cycle r1", run_key="dagster-1") as outer:
+        with acquire(warehouse, "step of dagster-1", run_key="dagster-1") as step:
+            assert step.joined and step.info.token == outer.info.token
+        assert read_lease(warehouse).token == outer.info.token  # the step left it in place
+        with pytest.raises(WarehouseBusyError, match="in use by 'books cycle r1'"):
+            with acquire(warehouse, "scheduled run", run_key="dagster-2", wait_seconds=0.1,
+                         poll_seconds=0.05):  # fmt: skip
+                pass
+    assert not lease_path(warehouse).exists()
+    events = [(e["event"], e["run_key"]) for e in read_lease_log(warehouse)]
+    assert events == [("acquired", "dagster-1"), ("joined", "dagster-1"), ("left", "dagster-1"),
+                      ("released", "dagster-1")]  # fmt: skip
+
+
+def test_a_kept_step_lease_lives_with_its_run_worker_and_ends_with_its_run(
+    tmp_path: Path,
+) -> None:
+    """A step process keeps the lease for its run (pid: the run worker); it is freed when the
+    run finishes or the run worker dies, by the stale rule, never between two steps."""
+    warehouse = tmp_path / "w.duckdb"
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with acquire(warehouse, "step 1", run_key="run-a", pid=worker.pid, keep=True):
+            pass
+        assert read_lease(warehouse).run_key == "run-a"  # kept for the run's next step
+        running: set[str] = {"run-a"}
+        with pytest.raises(WarehouseBusyError):
+            with acquire(warehouse, "other", run_key="run-b", wait_seconds=0.1, poll_seconds=0.05,
+                         finished=lambda key: key not in running):  # fmt: skip
+                pass
+        running.clear()  # the run finished: its lease is free
+        with acquire(warehouse, "other", run_key="run-b", finished=lambda key: True) as lease:
+            assert lease.info.run_key == "run-b" and not lease.joined
+        with acquire(warehouse, "step 1", run_key="run-c", pid=worker.pid, keep=True):
+            pass
+    finally:
+        worker.kill()
+        worker.wait()
+    with acquire(warehouse, "after a crash", run_key="run-d") as lease:  # run worker gone
+        assert lease.info.run_key == "run-d"
