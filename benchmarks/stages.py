@@ -144,11 +144,11 @@ def dbt_build(
     policy_path: str,
     as_of: str,
     run_id: str,
-    select: Iterable[str] = (),
-    exclude: Iterable[str] = (),
+    selector: str = "books_cycle",
     full_refresh: bool = False,
 ) -> dict[str, Any]:
-    """`dbt build` in-process (dbtRunner) with its own target dir; keeps the manifest."""
+    """`dbt build --selector` (selectors.yml: what a cycle runs, models and gate tests, or one of
+    its halves) in-process (dbtRunner) with its own target dir; keeps the manifest."""
     from dbt.cli.main import dbtRunner
 
     work = Path(dbt_dir)
@@ -160,16 +160,9 @@ def dbt_build(
         "--target-path", str(target),
         "--log-path", str(work / "logs"),
         "--vars", json.dumps(dbt_vars(policy_path)),
+        "--selector", selector,
         "--quiet",
     ]  # fmt: skip
-    if select:
-        args += ["--select", *select]
-    if exclude:
-        args += ["--exclude", *exclude]
-    if not select and not exclude:
-        # What a cycle runs (dbt selector books_cycle): the models and the gate tests only.
-        # A split build (select/exclude) still runs every data test of its part.
-        args += ["--selector", "books_cycle"]
     if full_refresh:
         args.append("--full-refresh")
     write_cycle_context(warehouse, policy_path, as_of, run_id)
