@@ -56,6 +56,7 @@ class LeaseInfo:
     acquired_at: float
     expires_at: float
     run_key: str = ""  # the Dagster run id holding it ("" for a holder outside Dagster)
+    kept: bool = False  # left in place between a run's steps (no process is holding it now)
 
     def describe(self) -> str:
         return f"{self.holder!r} (pid {self.pid} on {self.host})"
@@ -116,7 +117,9 @@ def _is_stale(lease: LeaseInfo, now: float, finished: Finished | None = None) ->
         return "expired"
     if lease.host == socket.gethostname() and not _pid_alive(lease.pid):
         return f"pid {lease.pid} is gone"
-    if lease.run_key and finished is not None and finished(lease.run_key):
+    # Only a lease left between steps ends with its Dagster run: a live holder (`books run`,
+    # which publishes after its Dagster run) keeps it until it releases it.
+    if lease.kept and lease.run_key and finished is not None and finished(lease.run_key):
         return f"its Dagster run {lease.run_key} has finished"
     return None
 
@@ -182,8 +185,11 @@ class Lease:
             current = _read(self.path)
             if current is None or current.token != self.info.token:
                 log.warning("warehouse lease %s was no longer ours at release", self.path)
-            elif self.joined or self.keep:
+            elif self.keep:
+                _write(self.path, LeaseInfo(**{**asdict(current), "kept": True}))
                 _log_event(self.path, "left", current)  # the run's lease stays for its next step
+            elif self.joined:
+                _log_event(self.path, "left", current)  # its first holder still holds it
             else:
                 self.path.unlink()
                 _log_event(self.path, "released", current)
@@ -199,8 +205,9 @@ def _try_take(
         if current is not None and run_key and current.run_key == run_key:
             # Re-entrant: another step (or the runner) of this same Dagster run holds it.
             info = LeaseInfo(
-                **{**asdict(current), "expires_at": max(current.expires_at, now + ttl)}
-            )
+                **{**asdict(current), "expires_at": max(current.expires_at, now + ttl),
+                   "kept": False}
+            )  # fmt: skip
             _write(path, info)
             _log_event(path, "joined", info)
             return info, None, True

@@ -162,3 +162,18 @@ def test_a_kept_step_lease_lives_with_its_run_worker_and_ends_with_its_run(
         worker.wait()
     with acquire(warehouse, "after a crash", run_key="run-d") as lease:  # run worker gone
         assert lease.info.run_key == "run-d"
+
+
+def test_a_live_holder_keeps_the_lease_after_its_dagster_run_finished(tmp_path: Path) -> None:
+    """`books run` holds the lease past its Dagster run (it publishes afterwards): another cycle
+    that sees that run finished must still wait (found by the two-cycle test: a DuckDB lock)."""
+    warehouse = tmp_path / "w.duckdb"
+    with acquire(warehouse, "books cycle", run_key="run-a"):
+        with acquire(warehouse, "step", run_key="run-a") as step:  # a step joins, then leaves
+            assert step.joined
+        with pytest.raises(WarehouseBusyError):
+            with acquire(warehouse, "scheduled", run_key="run-b", wait_seconds=0.1,
+                         poll_seconds=0.05, finished=lambda key: True):  # fmt: skip
+                pass
+    with acquire(warehouse, "scheduled", run_key="run-b", finished=lambda key: True) as lease:
+        assert not lease.joined
