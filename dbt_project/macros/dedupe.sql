@@ -1,13 +1,61 @@
 {#- The latest version of every record of a raw table: one row per id, newest by the modstamp,
     then the newest dlt load (a merge that replays a page may land the same version twice).
-    Deleted records are kept here (is_deleted) so staging can count them. -#}
-{% macro latest_versions(relation, order_by='system_modstamp desc, _dlt_load_id desc, _dlt_id desc') -%}
+    Deleted records are kept here (is_deleted) so staging can count them.
+    Ranking every row (a window over all columns of 20M tasks) costs more than the rest of the
+    model and holds the whole table in memory; only ids with several versions (usually none)
+    need it, so the others pass straight through. Same rows as ranking all of them: a null id is
+    one partition, as in `partition by id`. `keep_ids`: optional subquery of the ids wanted, a
+    filter on whole partitions (the null-id one is always kept), so their ranking is unchanged. -#}
+{% macro latest_versions(
+    relation,
+    order_by='system_modstamp desc, _dlt_load_id desc, _dlt_id desc',
+    keep_ids=none
+) -%}
+    select
+        single_versions.*,
+        1 as version_rank
+    from {{ relation }} as single_versions
+    where
+        single_versions.id is not null
+        and single_versions.id not in (
+            select multi.id
+            from {{ relation }} as multi
+            where
+                multi.id is not null
+                {%- if keep_ids is not none %}
+                and multi.id in ({{ keep_ids }})
+                {%- endif %}
+            group by multi.id
+            having count(*) > 1
+        )
+        {%- if keep_ids is not none %}
+        and single_versions.id in ({{ keep_ids }})
+        {%- endif %}
+    union all
     select *
     from (
         select
             versions.*,
             row_number() over (partition by versions.id order by {{ order_by }}) as version_rank
         from {{ relation }} as versions
+        where
+            (
+                versions.id is null
+                or versions.id in (
+                    select multi.id
+                    from {{ relation }} as multi
+                    where
+                        multi.id is not null
+                        {%- if keep_ids is not none %}
+                        and multi.id in ({{ keep_ids }})
+                        {%- endif %}
+                    group by multi.id
+                    having count(*) > 1
+                )
+            )
+            {%- if keep_ids is not none %}
+            and (versions.id is null or versions.id in ({{ keep_ids }}))
+            {%- endif %}
     ) as ranked
     where version_rank = 1
 {%- endmacro %}

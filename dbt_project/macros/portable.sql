@@ -66,3 +66,13 @@
 {% macro default__parent_domain(expr) -%}
     regexp_replace({{ expr }}, '^[^.]+[.]', '')
 {%- endmacro %}
+
+{#- A blank-separated name without its last word: 'acme robotics eu' -> 'acme robotics'
+    ('acme' -> 'acme'). -#}
+{% macro drop_last_word(expr) -%}
+    {{ return(adapter.dispatch('drop_last_word', 'dynamic_books')(expr)) }}
+{%- endmacro %}
+
+{% macro default__drop_last_word(expr) -%}
+    regexp_replace({{ expr }}, ' [^ ]*$', '')
+{%- endmacro %}

@@ -19,8 +19,13 @@ POLICY_FILE = REPO_ROOT / "books.yml"
 def policy_vars(
     as_of_date: str, run_id: str = "test-run", policy_file: Path = POLICY_FILE
 ) -> dict[str, Any]:
-    """The dbt vars Python passes on every run (CONTRACTS.md), from the validated policy."""
-    return to_dbt_vars(load_policy(policy_file), as_of_date=as_of_date, run_id=run_id)
+    """Every run value as a dbt var (an ad-hoc run: no ops.run_context needed), from the
+    validated policy: a full, real (not dry) run."""
+    return {
+        **to_dbt_vars(load_policy(policy_file), as_of_date=as_of_date, run_id=run_id),
+        "cycle_mode": "full",
+        "dry_run": False,
+    }
 
 
 def run_dbt(

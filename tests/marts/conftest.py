@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import pytest
 
 from tests.dbt.conftest import BuiltWorld, built_world  # noqa: F401 - reused session fixture
 from tests.dbt.dbt_helpers import run_dbt
+from warehouse.run_context import ensure_run_context_tables
 
 MART_PATH = "models/marts"
 
@@ -35,6 +37,8 @@ def _node_failures(result, path_prefix: str) -> list[str]:
 def marts_world(built_world: BuiltWorld) -> MartsWorld:  # noqa: F811 - the imported fixture
     """Run the decisions (marts read book_decisions), then build and test every mart."""
     assert not built_world.build_failures, built_world.build_failures
+    with duckdb.connect(str(built_world.warehouse)) as con:
+        ensure_run_context_tables(con)  # empty ops.run_cycle_ids: a full run (vars carry the rest)
     decisions = run_dbt(
         ["run", "--select", "path:models/decisions"],
         built_world.warehouse,

@@ -8,7 +8,7 @@
 {%- set methods = [
     ('converted', 1, 1.0), ('domain', 2, 1.0), ('subdomain', 3, 0.9),
     ('name_exact', 4, 0.8), ('name_prefix', 5, 0.6)] -%}
-with
+with recursive
 
 leads as (
     select * from {{ ref('stg_salesforce__leads') }}
@@ -86,6 +86,37 @@ account_keys as (
         on accounts.web_domain = free_mail_domains.web_domain
 ),
 
+{#- Every proper word-prefix of a normalised company name ('acme robotics eu' -> 'acme robotics',
+    'acme'): keys are trimmed with single blanks, so `a` is `b` plus more words exactly when `a`
+    is one of `b`'s word-prefixes. -#}
+lead_name_prefixes as (
+    select
+        lead_id,
+        {{ drop_last_word('lead_company_key') }} as name_prefix
+    from lead_domains
+    where lead_company_key like '% %'
+    union all
+    select
+        lead_id,
+        {{ drop_last_word('name_prefix') }} as name_prefix
+    from lead_name_prefixes
+    where name_prefix like '% %'
+),
+
+account_name_prefixes as (
+    select
+        account_id,
+        {{ drop_last_word('account_company_key') }} as name_prefix
+    from account_keys
+    where account_company_key like '% %'
+    union all
+    select
+        account_id,
+        {{ drop_last_word('name_prefix') }} as name_prefix
+    from account_name_prefixes
+    where name_prefix like '% %'
+),
+
 candidates as (
     select
         lead_domains.lead_id,
@@ -129,22 +160,28 @@ candidates as (
 
     union all
 
+    {#- name_prefix: one key is the other plus whole words. An equi-join on each proper
+        word-prefix of the longer key (few per name) instead of a join on the first word, which
+        pairs every lead with every account sharing it (billions of pairs at 1M accounts). #}
     select
         lead_domains.lead_id,
-        account_keys.account_id,
+        account_name_prefixes.account_id,
         'name_prefix' as match_method
     from lead_domains
-    inner join account_keys
-        on {{ dbt.split_part('lead_domains.lead_company_key', "' '", 1) }}
-            = {{ dbt.split_part('account_keys.account_company_key', "' '", 1) }}
+    inner join account_name_prefixes
+        on lead_domains.lead_company_key = account_name_prefixes.name_prefix
     where {{ dbt.length(dbt.split_part('lead_domains.lead_company_key', "' '", 1)) }} >= 3
-        and lead_domains.lead_company_key <> account_keys.account_company_key
-        and (
-            {{ dbt.position(dbt.concat(['lead_domains.lead_company_key', "' '"]),
-                            'account_keys.account_company_key') }} = 1
-            or {{ dbt.position(dbt.concat(['account_keys.account_company_key', "' '"]),
-                               'lead_domains.lead_company_key') }} = 1
-        )
+
+    union all
+
+    select
+        lead_name_prefixes.lead_id,
+        account_keys.account_id,
+        'name_prefix' as match_method
+    from lead_name_prefixes
+    inner join account_keys
+        on lead_name_prefixes.name_prefix = account_keys.account_company_key
+    where {{ dbt.length(dbt.split_part('lead_name_prefixes.name_prefix', "' '", 1)) }} >= 3
 ),
 
 ranked_candidates as (

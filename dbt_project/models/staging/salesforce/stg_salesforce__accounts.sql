@@ -1,3 +1,7 @@
+{#- A table, unlike the other staging models: a dozen models read it, and as a view each read
+    re-ranked the versions and re-normalised 1M web domains (about 10 s per L build). -#}
+{{ config(materialized='table') }}
+
 with
 
 source as (

@@ -4,9 +4,12 @@
 with
 
 {% for object_name, table, stamp in objects %}
+{#- only ids with a deleted version can have a deleted latest version -#}
 {{ table }}_latest as (
-    {{ latest_versions(source('salesforce', table),
-                       order_by=stamp ~ ' desc, _dlt_load_id desc, _dlt_id desc') }}
+    {{ latest_versions(
+        source('salesforce', table),
+        order_by=stamp ~ ' desc, _dlt_load_id desc, _dlt_id desc',
+        keep_ids="select id from " ~ source('salesforce', table) ~ " where is_deleted") }}
 ),
 {% endfor %}
 

@@ -11,9 +11,13 @@ quarantined as (
 ),
 
 {% for object_name, table, stamp in objects %}
+{#- only the quarantined ids' versions are ranked: the count needs no other record -#}
 {{ table }}_latest as (
-    {{ latest_versions(source('salesforce', table),
-                       order_by=stamp ~ ' desc, _dlt_load_id desc, _dlt_id desc') }}
+    {{ latest_versions(
+        source('salesforce', table),
+        order_by=stamp ~ ' desc, _dlt_load_id desc, _dlt_id desc',
+        keep_ids="select record_id from " ~ source('ops', 'quarantined_ids')
+            ~ " where object = '" ~ object_name ~ "' and record_id is not null") }}
 ),
 
 {{ table }}_quarantined as (
