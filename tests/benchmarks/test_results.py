@@ -73,3 +73,14 @@ def test_too_many_api_calls_is_a_miss() -> None:
     result = _result("M", full=40, daily=12)
     result["kinds"]["daily"]["stages"][4]["data"]["api_calls"] = 50  # 50 per 1,000 changes
     assert _by_name(result)["daily: CRM API calls per 1,000 changes"].verdict == "MISS"
+
+
+def test_a_small_run_is_held_to_the_budget_of_1000_changes() -> None:
+    """31 changes in 3 calls (re-read, write, read-back) is 97 per 1,000 but within budget."""
+    result = _result("S", full=60, daily=6)
+    result["kinds"]["daily"]["stages"][4]["data"].update(changes=31, api_calls=3)
+    got = _by_name(result)
+    assert "daily: CRM API calls per 1,000 changes" not in got
+    assert got["daily: CRM API calls (fewer than 1,000 changes)"].verdict == "PASS"
+    result["kinds"]["daily"]["stages"][4]["data"]["api_calls"] = 11
+    assert _by_name(result)["daily: CRM API calls (fewer than 1,000 changes)"].verdict == "MISS"
