@@ -11,23 +11,24 @@
     order_by='system_modstamp desc, _dlt_load_id desc, _dlt_id desc',
     keep_ids=none
 ) -%}
+    {%- set multi_version_ids -%}
+        select multi.id
+        from {{ relation }} as multi
+        where
+            multi.id is not null
+            {%- if keep_ids is not none %}
+            and multi.id in ({{ keep_ids }})
+            {%- endif %}
+        group by multi.id
+        having count(*) > 1
+    {%- endset %}
     select
         single_versions.*,
         1 as version_rank
     from {{ relation }} as single_versions
     where
         single_versions.id is not null
-        and single_versions.id not in (
-            select multi.id
-            from {{ relation }} as multi
-            where
-                multi.id is not null
-                {%- if keep_ids is not none %}
-                and multi.id in ({{ keep_ids }})
-                {%- endif %}
-            group by multi.id
-            having count(*) > 1
-        )
+        and single_versions.id not in ({{ multi_version_ids }})
         {%- if keep_ids is not none %}
         and single_versions.id in ({{ keep_ids }})
         {%- endif %}
@@ -39,20 +40,7 @@
             row_number() over (partition by versions.id order by {{ order_by }}) as version_rank
         from {{ relation }} as versions
         where
-            (
-                versions.id is null
-                or versions.id in (
-                    select multi.id
-                    from {{ relation }} as multi
-                    where
-                        multi.id is not null
-                        {%- if keep_ids is not none %}
-                        and multi.id in ({{ keep_ids }})
-                        {%- endif %}
-                    group by multi.id
-                    having count(*) > 1
-                )
-            )
+            (versions.id is null or versions.id in ({{ multi_version_ids }}))
             {%- if keep_ids is not none %}
             and (versions.id is null or versions.id in ({{ keep_ids }}))
             {%- endif %}

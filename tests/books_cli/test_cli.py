@@ -14,6 +14,7 @@ import pytest
 
 from books_cli import main as cli
 from books_cli.progress import ProgressPrinter
+from tests.homes import home_env
 
 REPO = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = [
@@ -30,12 +31,7 @@ SUBCOMMANDS = [
 @pytest.fixture()
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Point every path at a temporary folder so no test touches data/."""
-    values = {
-        "BOOKS_CRM_DB": str(tmp_path / "crm.sqlite"),
-        "BOOKS_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
-        "BOOKS_LANDING": str(tmp_path / "landing"),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-    }
+    values = home_env(tmp_path)
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("BOOKS_POLICY", raising=False)

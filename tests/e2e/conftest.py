@@ -26,6 +26,7 @@ from local_crm.generator import generate_world
 from orchestration.runner import CycleSummary, run_cycle
 from policy import BooksPaths, resolve_paths
 from tests.e2e.simulate import advance_week, assign_habits, book_reps
+from tests.homes import home_env
 
 AS_OF = date(2025, 6, 2)  # a Monday: the first weekly run
 WEEKS = 8
@@ -191,15 +192,7 @@ def simulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulation]
     home = tmp_path_factory.mktemp("e2e")
     default_policy = resolve_paths({}).policy
     policy = write_test_policy(default_policy, home / "books.yml")
-    paths = resolve_paths(
-        {
-            "BOOKS_POLICY": str(policy),
-            "BOOKS_CRM_DB": str(home / "crm.sqlite"),
-            "BOOKS_WAREHOUSE": str(home / "warehouse.duckdb"),
-            "BOOKS_LANDING": str(home / "landing"),
-            "DAGSTER_HOME": str(home / "dagster"),
-        }
-    )
+    paths = resolve_paths({**home_env(home), "BOOKS_POLICY": str(policy)})
     paths.landing.mkdir(parents=True)
     started = time.monotonic()
     generate_world(

@@ -12,6 +12,7 @@ from local_crm.generator import generate_world
 from orchestration.cycle import make_run_id
 from orchestration.runner import analytics_path, run_cycle
 from policy import load_policy, policy_version, resolve_paths
+from tests.homes import home_env
 from warehouse.lease import read_lease
 from warehouse.publish import RUN_COLUMN, published_run
 
@@ -23,14 +24,7 @@ REPS = 8
 @pytest.fixture(scope="module")
 def cycle(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("cycle")
-    paths = resolve_paths(
-        {
-            "BOOKS_CRM_DB": str(home / "crm.sqlite"),
-            "BOOKS_WAREHOUSE": str(home / "warehouse.duckdb"),
-            "BOOKS_LANDING": str(home / "landing"),
-            "DAGSTER_HOME": str(home / "dagster"),
-        }
-    )
+    paths = resolve_paths(home_env(home))
     paths.landing.mkdir(parents=True)
     world = generate_world(
         paths.crm_db,

@@ -14,6 +14,7 @@ from orchestration.cycle import DUCKDB_POOL
 from orchestration.definitions import JOB_NAME, build_definitions
 from orchestration.transform import QUALITY_JOB_NAME, QUALITY_SELECTOR, TRANSLATOR, dbt_project
 from policy import load_policy, resolve_paths
+from tests.homes import home_env
 
 SNAPSHOT = Path(__file__).with_name("asset_keys.txt")
 REPO = Path(__file__).resolve().parents[2]
@@ -23,14 +24,7 @@ GROUPS = {"ingest", "transform", "decide", "write_back", "report"}
 @pytest.fixture(scope="module")
 def defs(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
     home = tmp_path_factory.mktemp("home")
-    paths = resolve_paths(
-        {
-            "BOOKS_CRM_DB": str(home / "crm.sqlite"),
-            "BOOKS_WAREHOUSE": str(home / "warehouse.duckdb"),
-            "BOOKS_LANDING": str(home / "landing"),
-            "DAGSTER_HOME": str(home / "dagster"),
-        }
-    )
+    paths = resolve_paths(home_env(home))
     return build_definitions(paths)
 
 

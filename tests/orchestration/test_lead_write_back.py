@@ -13,6 +13,7 @@ import pytest
 from local_crm.generator import generate_world
 from orchestration.runner import run_cycle
 from policy import resolve_paths
+from tests.homes import home_env
 
 AS_OF = date(2025, 6, 2)
 
@@ -56,14 +57,7 @@ def test_dry_run_shows_lead_changes_apply_writes_them_and_a_rerun_writes_none(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     home = tmp_path_factory.mktemp("leads")
-    paths = resolve_paths(
-        {
-            "BOOKS_CRM_DB": str(home / "crm.sqlite"),
-            "BOOKS_WAREHOUSE": str(home / "warehouse.duckdb"),
-            "BOOKS_LANDING": str(home / "landing"),
-            "DAGSTER_HOME": str(home / "dagster"),
-        }
-    )
+    paths = resolve_paths(home_env(home))
     paths.landing.mkdir(parents=True)
     generate_world(
         paths.crm_db,

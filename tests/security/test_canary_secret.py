@@ -31,6 +31,7 @@ from local_crm.server import (
 )
 from orchestration.runner import run_cycle
 from policy import resolve_paths
+from tests.homes import home_env
 from tests.ingest.conftest import seed_world
 
 CANARY = "CANARY-5f1e9b7c-do-not-leak"
@@ -170,13 +171,7 @@ def test_canary_secret_appears_nowhere_after_a_full_dagster_cycle(
     handler.setLevel(logging.DEBUG)
     logging.getLogger().addHandler(handler)
     paths = resolve_paths(
-        {
-            "BOOKS_CRM_DB": str(tmp_path / "crm.sqlite"),
-            "BOOKS_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
-            "BOOKS_LANDING": str(tmp_path / "landing"),
-            "BOOKS_POLICY": str(_policy_for_real_org_path(tmp_path)),
-            "DAGSTER_HOME": str(tmp_path / "dagster"),
-        }
+        {**home_env(tmp_path), "BOOKS_POLICY": str(_policy_for_real_org_path(tmp_path))}
     )
     paths.landing.mkdir()
     generate_world(paths.crm_db, accounts=300, reps=4, seed=11, months=3, as_of=CYCLE_AS_OF,

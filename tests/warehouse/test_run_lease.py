@@ -19,6 +19,7 @@ import pytest
 
 from contracts.overrides import TAG_ACCEPT_REASON, TAG_ACCEPT_ROW_DROP, TAG_ACCEPTED_BY
 from orchestration.resources import TAG_RUN_ID, WarehouseResource
+from tests.homes import home_env
 from warehouse.lease import acquire, lease_path, read_lease, read_lease_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,9 +142,7 @@ def test_books_run_and_a_scheduled_run_never_interleave(tmp_path: Path) -> None:
     from local_crm.generator import generate_world
     from policy import resolve_paths
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BOOKS_CRM_DB": str(tmp_path / "crm.sqlite"),
-           "BOOKS_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
-           "BOOKS_LANDING": str(tmp_path / "landing"), "DAGSTER_HOME": str(tmp_path / "dg")}  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **home_env(tmp_path)}
     paths = resolve_paths(env)
     paths.landing.mkdir()
     generate_world(paths.crm_db, accounts=300, reps=4, seed=5, months=3,
