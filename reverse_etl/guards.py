@@ -159,8 +159,10 @@ def store_holds(
         )
         con.unregister("_holds")
         con.execute("commit")
-    for hold in holds:
-        log.warning("write-back %s: %s %s", run_id, hold.record_id, hold.reason)
+    # One line per held book (the reason names the owner), not one per account: a launch-day
+    # plan can hold tens of thousands of changes; ops.write_holds lists every one.
+    for reason, count in sorted(Counter(hold.reason for hold in holds).items()):
+        log.warning("write-back %s: %d changes %s", run_id, count, reason)
 
 
 def held_change_keys(

@@ -3,7 +3,10 @@ the rest of the plan writes; an override releases the held moves (issue 6 item 3
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
+import pytest
 
 from reverse_etl import WritePolicy, apply_plan, ledger, plan_write_back
 from tests.reverse_etl.wb_world import POOL_USERNAME, World, fixed_clock
@@ -32,11 +35,16 @@ def _holds(world: World) -> list[tuple]:
         ).fetchall()
 
 
-def test_one_rep_over_its_share_is_held_and_the_rest_writes(world: World) -> None:
+def test_one_rep_over_its_share_is_held_and_the_rest_writes(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     stale, others, touched = _plan_one_stale_book(world)
-    plan = plan_write_back(world.warehouse, "run-1", policy=POLICY, clock=fixed_clock)
+    with caplog.at_level(logging.WARNING, logger="reverse_etl.guards"):
+        plan = plan_write_back(world.warehouse, "run-1", policy=POLICY, clock=fixed_clock)
     assert not plan.is_blocked, plan.blocked_reasons
     assert plan.moves == 8 and sorted(h.record_id for h in plan.held) == sorted(stale)
+    held_lines = [r.getMessage() for r in caplog.records if "held:" in r.getMessage()]
+    assert held_lines == [f"write-back run-1: 6 changes {plan.held[0].reason}"]  # one per book
 
     report = apply_plan(world.connect(), world.warehouse, plan, clock=fixed_clock)
     assert not report.is_blocked
