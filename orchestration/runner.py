@@ -10,6 +10,7 @@ happened from the run's events and the warehouse.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import uuid
@@ -70,6 +71,22 @@ def ensure_dagster_home(home: Path) -> Path:
             DAGSTER_YAML,
         )
     return home
+
+
+def open_instance(home: Path) -> dg.DagsterInstance:
+    """The persistent Dagster instance in `home` (created with ensure_dagster_home if needed).
+
+    Opening a fresh home creates its SQLite storage; two processes doing that at once (a
+    `books run` and a scheduled run on a new machine) both fail with "table ... already exists".
+    An exclusive file lock makes the first one create it and the other open it afterwards.
+    """
+    ensure_dagster_home(home)
+    with (home / ".books-instance.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.from_config(str(home))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def analytics_path(warehouse: Path) -> Path:
@@ -332,7 +349,7 @@ def _run_locked(
         defs = build_definitions(paths, crm_endpoint=endpoint)
         job = defs.resolve_job_def(JOB_NAME)
         if instance is None:
-            instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(paths.dagster_home)))
+            instance = open_instance(paths.dagster_home)
         instance.add_event_listener(dagster_run_id, _step_listener(progress, collected))
         tags = cycle_tags(
             as_of, run_id, dry_run=dry_run, override_guard=override_guard, extra=extra_tags

@@ -17,7 +17,7 @@ import dagster as dg
 from orchestration.cycle import cycle_tags, make_run_id
 from orchestration.definitions import JOB_NAME, build_definitions
 from orchestration.resources import WarehouseResource
-from orchestration.runner import ensure_dagster_home, run_cycle
+from orchestration.runner import open_instance, run_cycle
 from policy import load_policy, policy_version, resolve_paths
 from warehouse.lease import WarehouseBusyError
 
@@ -34,7 +34,7 @@ def run_schedule(as_of: date, wait: float) -> dict:
     )  # fmt: skip
     version = policy_version(load_policy(paths.policy))
     run_id = make_run_id(as_of, version, mode="distribution")
-    instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(paths.dagster_home)))
+    instance = open_instance(paths.dagster_home)
     result = defs.resolve_job_def(JOB_NAME).execute_in_process(
         instance=instance, tags=cycle_tags(as_of, run_id, mode="distribution"),
         raise_on_error=False,
