@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +95,10 @@ def _chunks(items: Sequence, size: int) -> list[Sequence]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _keys(rows: Iterable[LedgerRow]) -> list[str]:
+    return [r.change_key for r in rows]
+
+
 def _by_object(rows: Sequence[LedgerRow]) -> list[tuple[str, list[LedgerRow]]]:
     """Rows grouped by CRM object, objects in name order (a call never mixes objects)."""
     groups: dict[str, list[LedgerRow]] = {}
@@ -161,17 +165,15 @@ class _Writer:
             finished = self._round(pending)
             if not finished:
                 break
-            keys = {r.change_key for r in pending}
             pending = [
                 r
-                for r in ledger.rows(self.path, (RETRY,))
-                if r.change_key in keys and r.attempts < self.policy.max_attempts
+                for r in ledger.rows(self.path, (RETRY,), change_keys=_keys(pending))
+                if r.attempts < self.policy.max_attempts
             ]
             rnd += 1
             if rnd >= self.policy.max_attempts + 1:
                 break
-        keys = {r.change_key for r in rows}
-        left = [r for r in ledger.rows(self.path, (RETRY,)) if r.change_key in keys]
+        left = ledger.rows(self.path, (RETRY,), change_keys=_keys(rows))
         if left:
             log.warning("%d records still failing after this run; next run retries them", len(left))
             # Log the records that were attempted and are still failing, once, at run end.
@@ -356,8 +358,7 @@ class _Writer:
 
     def _read_back(self, rows: list[LedgerRow]) -> None:
         """Confirm acked rows hold their values; a row that does not is re-queued and counted."""
-        keys = {r.change_key: r for r in rows}
-        acked = [r for r in ledger.rows(self.path, (ACKED,)) if r.change_key in keys]
+        acked = ledger.rows(self.path, (ACKED,), change_keys=_keys(rows))
         if not acked:
             return
         current = dest.read_records(

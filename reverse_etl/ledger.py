@@ -238,9 +238,14 @@ def mark_overridden(warehouse_path: str | Path, run_id: str, clock: Clock) -> No
 
 
 def rows(
-    warehouse_path: str | Path, states: Sequence[str], run_id: str | None = None
+    warehouse_path: str | Path,
+    states: Sequence[str],
+    run_id: str | None = None,
+    change_keys: Iterable[str] | None = None,
 ) -> list[LedgerRow]:
-    """Ledger rows in the given states (of one run, or of all runs), by object and record id."""
+    """Ledger rows in the given states (of one run, or of all runs; only `change_keys` if
+    given), by object and record id. The writer asks per batch with `change_keys`: reading
+    every acked row after each read-back chunk made a 118k-record bulk write quadratic."""
     sql = (
         "select change_key, run_id, sobject, record_id, before_json, after_json, state, "
         "attempts, "
@@ -251,6 +256,9 @@ def rows(
     if run_id is not None:
         sql += " and run_id = ?"
         params.append(run_id)
+    if change_keys is not None:
+        sql += " and change_key in (select unnest(?::varchar[]))"
+        params.append(list(change_keys))
     with connect(warehouse_path) as con:
         result = con.execute(sql + " order by sobject, record_id, change_key", params).fetchall()
     return [
