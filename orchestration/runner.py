@@ -80,11 +80,11 @@ def open_instance(home: Path) -> dg.DagsterInstance:
     `books run` and a scheduled run on a new machine) both fail with "table ... already exists".
     An exclusive file lock makes the first one create it and the other open it afterwards.
     """
-    ensure_dagster_home(home)
+    home.mkdir(parents=True, exist_ok=True)
     with (home / ".books-instance.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return dg.DagsterInstance.from_config(str(home))
+            return dg.DagsterInstance.from_config(str(ensure_dagster_home(home)))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
