@@ -151,7 +151,7 @@ def _raw_sql_limit(ws: Workspace, kind: str) -> dict[str, Any]:
         for group in ("transform", "decisions")
     }
     result = run_stage("dbt raw SQL", S + "dbt_raw_sql_groups", warehouse_copy=str(copy),
-                       manifests=manifests)  # fmt: skip
+                       manifests=manifests, incremental=kind == "daily")  # fmt: skip
     shutil.rmtree(limit_dir, ignore_errors=True)
     return _show(result).as_json()
 

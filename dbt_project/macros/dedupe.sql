@@ -47,3 +47,23 @@
     ) as ranked
     where version_rank = 1
 {%- endmacro %}
+
+{#- For an incremental model built with `latest_versions` over the raw table `relation`: the ids
+    with a raw row loaded after the newest raw load the model already holds (its `raw_load_id`
+    column), to pass as `keep_ids`; none on a full build. Why this is exact: ingestion merges on
+    id and never removes an id (a deleted record stays as its tombstone), and the single writer
+    commits loads in load-id order, so every other id's latest version is already in the model.
+    An id read again is harmless: its latest version is ranked again from all its raw rows. -#}
+{% macro ids_loaded_since_last_build(relation) -%}
+    {%- if is_incremental() -%}
+        {%- set ids -%}
+            select loaded.id
+            from {{ relation }} as loaded
+            where loaded._dlt_load_id > (
+                select coalesce(max(built.raw_load_id), '') from {{ this }} as built
+            )
+        {%- endset -%}
+        {{- return(ids) -}}
+    {%- endif -%}
+    {{- return(none) -}}
+{%- endmacro %}

@@ -1,29 +1,32 @@
+{#- Live Tasks: the latest versions in base_salesforce__tasks without deletes and without the
+    ids the latest data-contract run quarantined. A view: the filter is cheap, the history is
+    materialised once, in the base model. -#}
 with
 
-source as (
-    {{ latest_versions(source('salesforce', 'task')) }}
+versions as (
+    select * from {{ ref('base_salesforce__tasks') }}
 ),
 
-renamed as (
+live as (
     select
-        cast(id as {{ dbt.type_string() }}) as task_id,
-        coalesce(account_id, what_id) as account_id,
+        task_id,
+        account_id,
         owner_id,
-        who_id as contact_id,
+        contact_id,
         subject,
-        type as activity_type,
-        coalesce(activity_date, cast(created_date as date)) as activity_date,
-        status as task_status,
-        coalesce(is_archived, false) as is_archived,
-        direction_c as direction,
-        coalesce(is_automated_c, false) as is_automated,
-        source_c as activity_source,
-        created_date as created_at,
-        system_modstamp as modified_at
-    from source
+        activity_type,
+        activity_date,
+        task_status,
+        is_archived,
+        direction,
+        is_automated,
+        activity_source,
+        created_at,
+        modified_at
+    from versions
     where
         not is_deleted
-        and {{ is_not_quarantined('Task') }}
+        and {{ is_not_quarantined('Task', 'task_id') }}
 )
 
-select * from renamed
+select * from live
