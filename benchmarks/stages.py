@@ -224,9 +224,10 @@ def _model_sql(node: dict[str, Any], incremental: bool) -> list[str]:
     if kind == "incremental" and incremental:
         key = node["config"].get("unique_key")
         delta = "_books_raw_sql_delta"
+        replaced = f"delete from {relation} where {key} in (select {key} from {delta})"
         return [
             f"create or replace temp table {delta} as (\n{code}\n)",
-            *([f"delete from {relation} where {key} in (select {key} from {delta})"] if key else []),
+            *([replaced] if key else []),
             f"insert into {relation} by name select * from {delta}",
         ]
     ddl = "view" if kind == "view" else "table"

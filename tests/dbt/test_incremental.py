@@ -47,7 +47,9 @@ def _change_raw(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     add("task", role["edited"], f"'Meeting' as type, {later}")
     add("task", role["deleted"], f"true as is_deleted, {later}")
     add("task", role["replayed"], "subject || ' (replayed)' as subject")  # same modstamp
-    add("task", role["late"], "'Other' as type, system_modstamp - interval 1 day as system_modstamp")
+    add(
+        "task", role["late"], "'Other' as type, system_modstamp - interval 1 day as system_modstamp"
+    )
     add("task", role["copied"], f"'{role['new']}' as id")
     event = con.execute("select min(id) from raw_salesforce.event").fetchone()[0]
     add("event", event, f"'Call' as type, {later}")
@@ -104,7 +106,8 @@ def test_incremental_run_equals_full_rebuild(built_world: BuiltWorld, tmp_path: 
             ).fetchall()
         )
         live = {
-            r[0] for r in con.execute("select task_id from staging.stg_salesforce__tasks").fetchall()
+            r[0]
+            for r in con.execute("select task_id from staging.stg_salesforce__tasks").fetchall()
         }
         event_types = con.execute(
             "select activity_type, raw_load_id from staging.base_salesforce__events "
