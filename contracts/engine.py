@@ -11,6 +11,13 @@ downstream (dbt, decisions, write-back).
 Unchanged raw data is not checked again: when every table has the same row counts, newest
 `_dlt_load_id` and columns as at the latest run (which passed, under the same rules), that run's
 results are carried forward under the new run id in SQL alone, without importing GX.
+
+Changed tables are row-checked incrementally when they can be: if the latest run checked the
+object under the same rules and column types, only its rows from the newest load it saw onwards
+(`_dlt_load_id >=` that run's newest) and the rows it quarantined are checked again. Why that is
+exact: loads are merges on id committed in load-id order, a changed row always arrives with a
+new load id, and raw never loses an id, so a row that passed every rule (references included)
+still passes; a quarantined row may have become valid (its reference arrived), so it is re-checked.
 """
 
 from __future__ import annotations
@@ -169,9 +176,9 @@ def _facts(
     out = {}
     for name, live, deleted, load_id in con.execute(" union all ".join(parts)).fetchall():
         cols = dict(catalog[present[name]])
-        text = repr((_rules_hash(name), sorted(cols.items()), load_id))
-        fingerprint = hashlib.sha256(text.encode()).hexdigest()[:24]
-        out[name] = _Facts(cols, int(live), int(deleted), load_id, fingerprint)
+        out[name] = _Facts(
+            cols, int(live), int(deleted), load_id, _fingerprint(name, cols, load_id)
+        )
     return out
 
 
@@ -220,17 +227,60 @@ def _min_rows(facts: _Facts, baseline: _Baseline | None) -> tuple[int, int]:
     return floor, newly_deleted
 
 
-def _quarantine_sql(rules: tuple[RowRule, ...], table: str) -> str:
+@dataclass(frozen=True)
+class _Since:
+    """The latest run's complete check of one object: re-check from its newest load on."""
+
+    run_id: str
+    load_id: str
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _quarantine_sql(rules: tuple[RowRule, ...], table: str, since: _Since | None) -> str:
+    """Every failing (row, rule) of `table`; with `since`, only of the rows to check again."""
+    rows = f"{RAW_SCHEMA}.{table}"
+    if since is not None:
+        rows = (
+            f"(select * from {rows} where _dlt_load_id >= {_sql_text(since.load_id)} "
+            f"or _dlt_id in (select dlt_id from ops.quarantine where run_id = "
+            f"{_sql_text(since.run_id)} and object = {_sql_text(rules[0].object)}))"
+        )
     parts = []
     for rule in rules:
         live = " and coalesce(t.is_deleted, false) = false" if rule.live_only else ""
         parts.append(
             f"select '{rule.object}' as object, t.id as record_id, '{rule.name}' as rule, "
             f"cast(t.{rule.column} as varchar) as value, "
-            f"'{rule.reason.replace(chr(39), chr(39) * 2)}' as reason, t._dlt_id as dlt_id "
-            f"from {RAW_SCHEMA}.{table} as t where ({rule.bad_when}){live}"
+            f"{_sql_text(rule.reason)} as reason, t._dlt_id as dlt_id "
+            f"from {rows} as t where ({rule.bad_when}){live}"
         )
     return " union all ".join(parts)
+
+
+def _incremental_since(con: duckdb.DuckDBPyConnection, name: str, facts: _Facts) -> _Since | None:
+    """Where the latest run left `name`, if it checked it under today's rules and columns.
+
+    That run must have passed: then every table had its columns, so every rule ran."""
+    latest = _latest_run(con)
+    if latest is None or not latest[1]:
+        return None
+    row = con.execute(
+        "select max_load_id, fingerprint, passed from ops.contract_loads "
+        "where run_id = ? and object = ?",
+        [latest[0], name],
+    ).fetchone()
+    if row is None or row[0] is None or not row[2]:
+        return None
+    same_checks = _fingerprint(name, facts.columns, row[0]) == row[1]
+    return _Since(latest[0], str(row[0])) if same_checks else None
+
+
+def _fingerprint(name: str, columns: Mapping[str, str], load_id: str | None) -> str:
+    text = repr((_rules_hash(name), sorted(columns.items()), load_id))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _runnable_rules(
@@ -292,15 +342,21 @@ def _check(
     loader = threading.Thread(target=gx_suites.validator, name="gx-import", daemon=True)
     loader.start()
     specs = object_specs()
+    since = {name: _incremental_since(con, name, f) for name, f in facts.items()}
     for name, f in facts.items():
         rules = _runnable_rules(name, f.columns, catalog)
         if rules:
             con.execute(
                 "insert into ops.quarantine (object, record_id, rule, value, reason, run_id, "
                 f"detected_at, dlt_id) select object, record_id, rule, value, reason, ?, ?, dlt_id "
-                f"from ({_quarantine_sql(rules, specs[name].table)})",
+                f"from ({_quarantine_sql(rules, specs[name].table, since[name])})",
                 [run_id, stamp],
             )
+    incremental = sorted(name for name, s in since.items() if s is not None)
+    if incremental:
+        log.info(
+            "row rules checked from the newest checked load on for: %s", ", ".join(incremental)
+        )
     baselines = _baselines(con)
     overrides = overrides_for(con, run_id)
     accepted: dict[str, str] = {}

@@ -39,8 +39,10 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create table raw_salesforce.{spec.table} ({', '.join(cols)})")
 
 
-def insert_rows(con: duckdb.DuckDBPyConnection, obj: str, rows: list[dict]) -> None:
-    """Insert dict rows (Salesforce field names) into the object's raw table."""
+def insert_rows(
+    con: duckdb.DuckDBPyConnection, obj: str, rows: list[dict], load_id: str = "1700000000.1"
+) -> None:
+    """Insert dict rows (Salesforce field names) into the object's raw table, as one load."""
     from contracts.rules import frozen_columns
     from ingest.fields import snake
 
@@ -49,7 +51,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, obj: str, rows: list[dict]) -> N
     data = {c: [r.get(f.name) for r in rows] for f in spec.fields for c in [snake(f.name)]}
     frame = pl.DataFrame(data, schema={c: _POLARS[t] for c, t in types.items()}, strict=False)
     frame = frame.with_columns(
-        pl.lit("1700000000.1").alias("_dlt_load_id"),
+        pl.lit(load_id).alias("_dlt_load_id"),
         pl.Series("_dlt_id", [f"{obj}-{r['Id']}-{i}-{id(rows)}" for i, r in enumerate(rows)]),
     )
     con.register("_rows", frame.to_arrow())

@@ -325,3 +325,69 @@ def test_any_change_or_a_failed_run_means_a_full_check(
     again = run_contracts(path, "r7", detected_at=RUN_AT)
     assert not again.carried_forward and not again.passed
     assert "user: column book_role_c is missing from raw_salesforce.user" in again.failures
+
+
+def _quarantine(path: Path, run_id: str) -> set[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return set(
+            con.execute(
+                "select object, record_id, rule, value, dlt_id from ops.quarantine "
+                "where run_id = ?",
+                [run_id],
+            ).fetchall()
+        )
+
+
+def test_a_new_load_is_checked_incrementally_with_a_full_checks_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import contracts.engine as engine
+
+    path = tmp_path / "w.duckdb"
+    good = build_good_world(path, n_accounts=300, n_contacts=50)
+    bad = _bad_rows(good.users, good.accounts, 31)
+    rows = [{k: v for k, v in r.items() if k != "_rule"} for r in bad["Account"]]
+    with duckdb.connect(str(path)) as con:
+        insert_rows(con, "Account", rows[:-1])
+    assert run_contracts(path, "r1", detected_at=RUN_AT).passed
+    with duckdb.connect(str(path)) as con:  # one more load: r2 sees two loads, checks this one
+        extra = {"Id": make_id("001", 990_000), "IsDeleted": False, "CreatedDate": RUN_AT,
+                 "LastModifiedDate": RUN_AT, "SystemModstamp": RUN_AT,
+                 "OwnerId": good.users[0], "Name": "Extra", "Type": "Prospect"}  # fmt: skip
+        insert_rows(con, "Account", [extra], load_id="1750000000.1")
+    assert run_contracts(path, "r2", detected_at=RUN_AT).passed
+    dangling = next(r for r in bad["Account"] if r["_rule"] == "owner_id.references_user")
+    fixed = next(r for r in bad["Account"] if r["_rule"] == "name.not_null")
+    later = "1800000000.1"
+    with duckdb.connect(str(path)) as con:
+        # the missing owner arrives in a later load: its accounts become valid
+        owner = {"Id": dangling["OwnerId"], "IsDeleted": False, "CreatedDate": RUN_AT,
+                 "LastModifiedDate": RUN_AT, "SystemModstamp": RUN_AT,
+                 "Username": "late@books.local", "Name": "Late", "IsActive": True}  # fmt: skip
+        insert_rows(con, "User", [owner], load_id=later)
+        # a merge replaces a good contact by a bad version, and a bad account by a fixed one
+        con.execute(
+            "update raw_salesforce.contact set email = 'not-an-email', _dlt_load_id = ? "
+            "where id = (select min(id) from raw_salesforce.contact)",
+            [later],
+        )
+        con.execute(
+            "update raw_salesforce.account set name = 'Fixed', _dlt_load_id = ? where id = ?",
+            [later, fixed["Id"]],
+        )
+        insert_rows(con, "Account", rows[-1:], load_id=later)  # a new bad account
+    with caplog.at_level(logging.INFO, logger="contracts.engine"):
+        second = run_contracts(path, "r3", detected_at=RUN_AT)
+    assert "checked from the newest checked load on for: Account, Contact, User" in caplog.text
+    monkeypatch.setattr(engine, "_incremental_since", lambda *args: None)  # a full check
+    monkeypatch.setattr(engine, "_unchanged_since", lambda *args: None)
+    full = run_contracts(path, "r4", detected_at=RUN_AT)
+    assert second.passed and full.passed and not second.carried_forward
+    assert _quarantine(path, "r3") == _quarantine(path, "r4")
+    assert second.quarantined_by_rule == full.quarantined_by_rule
+    ids = {record_id for _, record_id, *_ in _quarantine(path, "r3")}
+    assert dangling["Id"] not in ids and fixed["Id"] not in ids
+    assert bad["Account"][-1]["Id"] in ids
+    assert second.quarantined["Contact"] == 1
