@@ -29,3 +29,72 @@
             and quarantined.record_id is not null
     )
 {%- endmacro %}
+
+{#- The body of an activity base model (Task, Event): the latest version of every record,
+    deleted ones included, renamed to one shape; incremental-aware (`ids_loaded_since_last_build`).
+    Events have no Status: `status_column` none gives a null task_status. -#}
+{% macro activity_versions(raw_relation, id_name, status_column=none) -%}
+with
+
+source as (
+    {{ latest_versions(raw_relation, keep_ids=ids_loaded_since_last_build(raw_relation)) }}
+),
+
+renamed as (
+    select
+        cast(id as {{ dbt.type_string() }}) as {{ id_name }},
+        coalesce(account_id, what_id) as account_id,
+        owner_id,
+        who_id as contact_id,
+        subject,
+        type as activity_type,
+        coalesce(activity_date, cast(created_date as date)) as activity_date,
+        {{ status_column or 'cast(null as ' ~ dbt.type_string() ~ ')' }} as task_status,
+        coalesce(is_archived, false) as is_archived,
+        direction_c as direction,
+        coalesce(is_automated_c, false) as is_automated,
+        source_c as activity_source,
+        created_date as created_at,
+        system_modstamp as modified_at,
+        is_deleted,
+        _dlt_load_id as raw_load_id
+    from source
+    where id is not null
+)
+
+select * from renamed
+{%- endmacro %}
+
+{#- The body of an activity staging view: the live, not quarantined rows of its base model,
+    without the version bookkeeping columns. -#}
+{% macro live_activities(base_relation, object_name, id_name) -%}
+with
+
+versions as (
+    select * from {{ base_relation }}
+),
+
+live as (
+    select
+        {{ id_name }},
+        account_id,
+        owner_id,
+        contact_id,
+        subject,
+        activity_type,
+        activity_date,
+        task_status,
+        is_archived,
+        direction,
+        is_automated,
+        activity_source,
+        created_at,
+        modified_at
+    from versions
+    where
+        not is_deleted
+        and {{ is_not_quarantined(object_name, id_name) }}
+)
+
+select * from live
+{%- endmacro %}
