@@ -2,10 +2,10 @@
 
 `ops.quarantine` is append-only history (one row per failing rule per row per run).
 `ops.quarantined_ids` is what is excluded *now*: the rows flagged by the latest contract run
-(raw is merged state, so each run re-checks every row; a row fixed in the CRM leaves
-quarantine on the next run). `ops.contract_loads` keeps each run's table counts and columns:
-the baseline of the next run's row-count and frozen-column rules, and a fingerprint that lets
-a run over unchanged raw data reuse the previous results.
+(each run re-checks every row it has not seen pass and every row it quarantined before, so a
+row fixed in the CRM leaves quarantine on the next run). `ops.contract_loads` keeps each run's
+table counts and columns: the baseline of the next run's row-count and frozen-column rules, and
+a fingerprint that lets a run over unchanged raw data reuse the previous results.
 """
 
 from __future__ import annotations
