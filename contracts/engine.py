@@ -13,11 +13,11 @@ Unchanged raw data is not checked again: when every table has the same row count
 results are carried forward under the new run id in SQL alone, without importing GX.
 
 Changed tables are row-checked incrementally when they can be: if the latest run checked the
-object under the same rules and column types, only its rows from the newest load it saw onwards
-(`_dlt_load_id >=` that run's newest) and the rows it quarantined are checked again. Why that is
-exact: loads are merges on id committed in load-id order, a changed row always arrives with a
-new load id, and raw never loses an id, so a row that passed every rule (references included)
-still passes; a quarantined row may have become valid (its reference arrived), so it is re-checked.
+object under the same rules and column types, only its rows of later loads (`_dlt_load_id >`
+that run's newest) and the rows it quarantined are checked again. Why that is exact: loads are
+merges on id committed in load-id order, a changed row always arrives with a new load id, and
+raw never loses an id, so a row that passed every rule (references included) still passes; a
+quarantined row may have become valid (its reference arrived), so it is re-checked.
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def _quarantine_sql(rules: tuple[RowRule, ...], table: str, since: _Since | None
     rows = f"{RAW_SCHEMA}.{table}"
     if since is not None:
         rows = (
-            f"(select * from {rows} where _dlt_load_id >= {_sql_text(since.load_id)} "
+            f"(select * from {rows} where _dlt_load_id > {_sql_text(since.load_id)} "
             f"or _dlt_id in (select dlt_id from ops.quarantine where run_id = "
             f"{_sql_text(since.run_id)} and object = {_sql_text(rules[0].object)}))"
         )
@@ -260,22 +260,30 @@ def _quarantine_sql(rules: tuple[RowRule, ...], table: str, since: _Since | None
     return " union all ".join(parts)
 
 
-def _incremental_since(con: duckdb.DuckDBPyConnection, name: str, facts: _Facts) -> _Since | None:
+def _incremental_since(
+    con: duckdb.DuckDBPyConnection, name: str, table: str, facts: _Facts
+) -> _Since | None:
     """Where the latest run left `name`, if it checked it under today's rules and columns.
 
-    That run must have passed: then every table had its columns, so every rule ran."""
+    That run must have passed: then every table had its columns, so every rule ran. And the
+    loads it saw may have lost rows (replaced by newer versions) but never gained one: a row
+    written later under an old load id (never done by ingestion) makes the check a full one."""
     latest = _latest_run(con)
     if latest is None or not latest[1]:
         return None
     row = con.execute(
-        "select max_load_id, fingerprint, passed from ops.contract_loads "
-        "where run_id = ? and object = ?",
+        "select max_load_id, fingerprint, passed, live_rows + deleted_rows "
+        "from ops.contract_loads where run_id = ? and object = ?",
         [latest[0], name],
     ).fetchone()
     if row is None or row[0] is None or not row[2]:
         return None
-    same_checks = _fingerprint(name, facts.columns, row[0]) == row[1]
-    return _Since(latest[0], str(row[0])) if same_checks else None
+    if _fingerprint(name, facts.columns, row[0]) != row[1]:
+        return None
+    (seen_loads_rows,) = con.execute(
+        f"select count(*) from {RAW_SCHEMA}.{table} where _dlt_load_id <= ?", [row[0]]
+    ).fetchone()
+    return _Since(latest[0], str(row[0])) if seen_loads_rows <= row[3] else None
 
 
 def _fingerprint(name: str, columns: Mapping[str, str], load_id: str | None) -> str:
@@ -342,7 +350,7 @@ def _check(
     loader = threading.Thread(target=gx_suites.validator, name="gx-import", daemon=True)
     loader.start()
     specs = object_specs()
-    since = {name: _incremental_since(con, name, f) for name, f in facts.items()}
+    since = {name: _incremental_since(con, name, specs[name].table, f) for name, f in facts.items()}
     for name, f in facts.items():
         rules = _runnable_rules(name, f.columns, catalog)
         if rules:
@@ -355,7 +363,8 @@ def _check(
     incremental = sorted(name for name, s in since.items() if s is not None)
     if incremental:
         log.info(
-            "row rules checked from the newest checked load on for: %s", ", ".join(incremental)
+            "row rules checked on the loads after the latest run's and its quarantined rows only: %s",
+            ", ".join(incremental),
         )
     baselines = _baselines(con)
     overrides = overrides_for(con, run_id)

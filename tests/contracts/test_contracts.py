@@ -380,7 +380,7 @@ def test_a_new_load_is_checked_incrementally_with_a_full_checks_result(
         insert_rows(con, "Account", rows[-1:], load_id=later)  # a new bad account
     with caplog.at_level(logging.INFO, logger="contracts.engine"):
         second = run_contracts(path, "r3", detected_at=RUN_AT)
-    assert "checked from the newest checked load on for: Account, Contact, User" in caplog.text
+    assert "latest run's and its quarantined rows only: Account, Contact, User" in caplog.text
     monkeypatch.setattr(engine, "_incremental_since", lambda *args: None)  # a full check
     monkeypatch.setattr(engine, "_unchanged_since", lambda *args: None)
     full = run_contracts(path, "r4", detected_at=RUN_AT)
