@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 # Columns every raw table needs besides the contract's (row identity and load, from dlt).
 SYSTEM_COLUMNS = {"_dlt_load_id": "VARCHAR", "_dlt_id": "VARCHAR"}
+_RECHECK = "_books_contract_recheck"  # temp table: the rows of one object an incremental run checks
 RULES_VERSION = "2"  # bump when the checks change in a way the rule texts do not show
 
 
@@ -239,15 +240,8 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _quarantine_sql(rules: tuple[RowRule, ...], table: str, since: _Since | None) -> str:
-    """Every failing (row, rule) of `table`; with `since`, only of the rows to check again."""
-    rows = f"{RAW_SCHEMA}.{table}"
-    if since is not None:
-        rows = (
-            f"(select * from {rows} where _dlt_load_id > {_sql_text(since.load_id)} "
-            f"or _dlt_id in (select dlt_id from ops.quarantine where run_id = "
-            f"{_sql_text(since.run_id)} and object = {_sql_text(rules[0].object)}))"
-        )
+def _quarantine_sql(rules: tuple[RowRule, ...], relation: str) -> str:
+    """Every failing (row, rule) of the raw rows in `relation`."""
     parts = []
     for rule in rules:
         live = " and coalesce(t.is_deleted, false) = false" if rule.live_only else ""
@@ -255,9 +249,27 @@ def _quarantine_sql(rules: tuple[RowRule, ...], table: str, since: _Since | None
             f"select '{rule.object}' as object, t.id as record_id, '{rule.name}' as rule, "
             f"cast(t.{rule.column} as varchar) as value, "
             f"{_sql_text(rule.reason)} as reason, t._dlt_id as dlt_id "
-            f"from {rows} as t where ({rule.bad_when}){live}"
+            f"from {relation} as t where ({rule.bad_when}){live}"
         )
     return " union all ".join(parts)
+
+
+def _rows_to_check(
+    con: duckdb.DuckDBPyConnection, obj: str, table: str, since: _Since | None
+) -> str:
+    """The relation of `table`'s rows to check: all of them, or (with `since`) its rows of later
+    loads and the rows `since` quarantined, copied once so each rule scans only those."""
+    if since is None:
+        return f"{RAW_SCHEMA}.{table}"
+    raw = f"{RAW_SCHEMA}.{table}"
+    con.execute(  # two selects, not one `or`: each filter then narrows the scan on its own
+        f"create or replace temp table {_RECHECK} as "
+        f"select * from {raw} where _dlt_load_id > $load_id union all "
+        f"select * from {raw} where _dlt_load_id <= $load_id and _dlt_id in "
+        "(select dlt_id from ops.quarantine where run_id = $run_id and object = $object)",
+        {"load_id": since.load_id, "run_id": since.run_id, "object": obj},
+    )
+    return _RECHECK
 
 
 def _incremental_since(
@@ -354,12 +366,14 @@ def _check(
     for name, f in facts.items():
         rules = _runnable_rules(name, f.columns, catalog)
         if rules:
+            rows = _rows_to_check(con, name, specs[name].table, since[name])
             con.execute(
                 "insert into ops.quarantine (object, record_id, rule, value, reason, run_id, "
                 f"detected_at, dlt_id) select object, record_id, rule, value, reason, ?, ?, dlt_id "
-                f"from ({_quarantine_sql(rules, specs[name].table, since[name])})",
+                f"from ({_quarantine_sql(rules, rows)})",
                 [run_id, stamp],
             )
+    con.execute(f"drop table if exists {_RECHECK}")
     incremental = sorted(name for name, s in since.items() if s is not None)
     if incremental:
         log.info(
