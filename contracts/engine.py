@@ -230,7 +230,7 @@ def _min_rows(facts: _Facts, baseline: _Baseline | None) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _Since:
-    """The latest run's complete check of one object: re-check from its newest load on."""
+    """The latest run's complete check of one object: re-check the loads after its newest."""
 
     run_id: str
     load_id: str
@@ -259,9 +259,9 @@ def _rows_to_check(
 ) -> str:
     """The relation of `table`'s rows to check: all of them, or (with `since`) its rows of later
     loads and the rows `since` quarantined, copied once so each rule scans only those."""
-    if since is None:
-        return f"{RAW_SCHEMA}.{table}"
     raw = f"{RAW_SCHEMA}.{table}"
+    if since is None:
+        return raw
     con.execute(  # two selects, not one `or`: each filter then narrows the scan on its own
         f"create or replace temp table {_RECHECK} as "
         f"select * from {raw} where _dlt_load_id > $load_id union all "
