@@ -35,7 +35,14 @@ import duckdb
 
 from contracts import gx_suites
 from contracts.overrides import mark_used, overrides_for
-from contracts.rules import MAX_ROW_DROP, RAW_SCHEMA, RowRule, frozen_columns, row_rules
+from contracts.rules import (
+    MAX_ROW_DROP,
+    RAW_SCHEMA,
+    RowRule,
+    frozen_columns,
+    row_rules,
+    sql_text,
+)
 from contracts.store import ensure_contract_tables
 from ingest.fields import object_specs
 
@@ -236,10 +243,6 @@ class _Since:
     load_id: str
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _quarantine_sql(rules: tuple[RowRule, ...], relation: str) -> str:
     """Every failing (row, rule) of the raw rows in `relation`."""
     parts = []
@@ -248,7 +251,7 @@ def _quarantine_sql(rules: tuple[RowRule, ...], relation: str) -> str:
         parts.append(
             f"select '{rule.object}' as object, t.id as record_id, '{rule.name}' as rule, "
             f"cast(t.{rule.column} as varchar) as value, "
-            f"{_sql_text(rule.reason)} as reason, t._dlt_id as dlt_id "
+            f"{sql_text(rule.reason)} as reason, t._dlt_id as dlt_id "
             f"from {relation} as t where ({rule.bad_when}){live}"
         )
     return " union all ".join(parts)
@@ -273,14 +276,17 @@ def _rows_to_check(
 
 
 def _incremental_since(
-    con: duckdb.DuckDBPyConnection, name: str, table: str, facts: _Facts
+    con: duckdb.DuckDBPyConnection,
+    latest: tuple[str, bool] | None,
+    name: str,
+    table: str,
+    facts: _Facts,
 ) -> _Since | None:
-    """Where the latest run left `name`, if it checked it under today's rules and columns.
+    """Where the `latest` run left `name`, if it checked it under today's rules and columns.
 
     That run must have passed: then every table had its columns, so every rule ran. And the
     loads it saw may have lost rows (replaced by newer versions) but never gained one: a row
     written later under an old load id (never done by ingestion) makes the check a full one."""
-    latest = _latest_run(con)
     if latest is None or not latest[1]:
         return None
     row = con.execute(
@@ -362,7 +368,11 @@ def _check(
     loader = threading.Thread(target=gx_suites.validator, name="gx-import", daemon=True)
     loader.start()
     specs = object_specs()
-    since = {name: _incremental_since(con, name, specs[name].table, f) for name, f in facts.items()}
+    latest = _latest_run(con)
+    since = {
+        name: _incremental_since(con, latest, name, specs[name].table, f)
+        for name, f in facts.items()
+    }
     for name, f in facts.items():
         rules = _runnable_rules(name, f.columns, catalog)
         if rules:

@@ -69,7 +69,8 @@ class RowRule:
     live_only: bool = True  # tombstones (is_deleted = true) only need a well-formed id
 
 
-def _sql_text(value: str) -> str:
+def sql_text(value: str) -> str:
+    """A SQL string literal (quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -81,8 +82,8 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
             spec.name,
             "id.well_formed",
             "id",
-            f"t.id is null or not regexp_full_match(t.id, {_sql_text(ID_PATTERN)}) "
-            f"or left(t.id, 3) <> {_sql_text(prefix)}",
+            f"t.id is null or not regexp_full_match(t.id, {sql_text(ID_PATTERN)}) "
+            f"or left(t.id, 3) <> {sql_text(prefix)}",
             f"Id must be a 15/18-character {spec.name} id starting with {prefix!r}",
             live_only=False,
         )
@@ -108,7 +109,7 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
                     f"{col}.well_formed_id",
                     col,
                     f"t.{col} is not null and not regexp_full_match(t.{col}, "
-                    f"{_sql_text(ID_PATTERN)})",
+                    f"{sql_text(ID_PATTERN)})",
                     f"{f.name} must be a 15/18-character Salesforce id",
                 )
             )
@@ -125,7 +126,7 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
                     )
                 )
         if f.type == "picklist" and f.picklist:
-            allowed = ", ".join(_sql_text(v) for v in f.picklist)
+            allowed = ", ".join(sql_text(v) for v in f.picklist)
             rules.append(
                 RowRule(
                     spec.name,
@@ -142,7 +143,7 @@ def _rules_for(spec: ObjectSpec) -> list[RowRule]:
                     f"{col}.email",
                     col,
                     f"t.{col} is not null and not regexp_full_match(t.{col}, "
-                    f"{_sql_text(EMAIL_PATTERN)})",
+                    f"{sql_text(EMAIL_PATTERN)})",
                     f"{f.name} must be an e-mail address",
                 )
             )
