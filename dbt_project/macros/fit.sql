@@ -38,3 +38,16 @@
     {%- endfor -%}
     {{ return(parts) }}
 {%- endmacro %}
+
+
+{#- SQL aggregates, one per fit rule slot (rule_index 0 .. n-1), each '; rule=points' for the
+    component in that slot or '' (int_accounts_fit_scored concatenates them in policy order). -#}
+{% macro fit_explanation_slots(n) -%}
+    {%- set part = dbt.concat(["'; '", 'rule_name', "'='",
+                               dbt.cast('round(score_contribution, 1)', dbt.type_string())]) -%}
+    {%- set slots = [] -%}
+    {%- for index in range(n) -%}
+        {%- do slots.append("coalesce(max(case when rule_index = " ~ index ~ " then " ~ part ~ " end), '')") -%}
+    {%- endfor -%}
+    {{ return(slots) }}
+{%- endmacro %}

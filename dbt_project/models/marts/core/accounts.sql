@@ -16,10 +16,6 @@ fit as (
     select * from {{ ref('int_accounts_fit_scored') }}
 ),
 
-fit_components as (
-    select * from {{ ref('int_account_fit_components') }}
-),
-
 timing as (
     select * from {{ ref('int_accounts_timing_scored') }}
 ),
@@ -34,18 +30,6 @@ hierarchy as (
 
 users as (
     select * from {{ ref('int_users_classified') }}
-),
-
-fit_explained as (
-    select
-        account_id,
-        {{ dbt.listagg(
-            dbt.concat(['rule_name', "'='", dbt.cast('round(score_contribution, 1)', dbt.type_string())]),
-            "'; '",
-            'order by rule_index, rule_name'
-        ) }} as fit_explanation
-    from fit_components
-    group by account_id
 ),
 
 final as (
@@ -67,7 +51,7 @@ final as (
         classified.fit_tier,
         classified.fit_confidence,
         fit.fit_component_count,
-        fit_explained.fit_explanation,
+        fit.fit_explanation,
         classified.timing_score,
         classified.is_in_market,
         classified.is_hot,
@@ -111,8 +95,6 @@ final as (
         on classified.account_id = touches.account_id
     inner join hierarchy
         on classified.account_id = hierarchy.account_id
-    left join fit_explained
-        on classified.account_id = fit_explained.account_id
     left join users
         on classified.owner_id = users.user_id
 )
