@@ -19,6 +19,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -93,12 +94,20 @@ def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
 
 def _parse_manifest(project: DbtProject) -> None:
     """`dbt parse` into the project's target folder, with the vars a cycle passes (only the
-    policy), so the cycle's dbt build reuses this parse (dbt reparses all when vars differ)."""
+    policy), so the cycle's dbt build reuses this parse (dbt reparses all when vars differ).
+
+    dbt writes into a scratch folder and the artifacts are then renamed into place: another
+    process (a second run, a parallel test worker) that finds the manifest fresh never reads a
+    half-written file."""
     paths = resolve_paths()
     parse_vars = policy_dbt_vars(load_policy(paths.policy))
-    _drop_parse_if_selectors_changed(
-        Path(project.manifest_path).with_name("partial_parse.msgpack"), project
-    )
+    target = Path(project.manifest_path).parent  # absolute; target_path is project-relative
+    _drop_parse_if_selectors_changed(target / "partial_parse.msgpack", project)
+    scratch = target / f".parse-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    if (target / "partial_parse.msgpack").is_file():  # reuse the last parse, as dbt would
+        shutil.copy2(target / "partial_parse.msgpack", scratch / "partial_parse.msgpack")
     env = {**os.environ, ENV_WAREHOUSE: os.environ.get(ENV_WAREHOUSE) or str(paths.warehouse)}
     cmd = [
         dbt_executable(),
@@ -109,16 +118,23 @@ def _parse_manifest(project: DbtProject) -> None:
         "--profiles-dir",
         str(project.profiles_dir),
         "--target-path",
-        str(project.target_path),
+        str(scratch),
         "--vars",
         json.dumps(parse_vars),
     ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"dbt parse of {project.project_dir} failed (exit {done.returncode}):\n"
-            f"{done.stdout[-4000:]}{done.stderr[-2000:]}"
-        )
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"dbt parse of {project.project_dir} failed (exit {done.returncode}):\n"
+                f"{done.stdout[-4000:]}{done.stderr[-2000:]}"
+            )
+        # the manifest last: its fresh mtime is what tells other processes the parse is done
+        for name in ("partial_parse.msgpack", "semantic_manifest.json", "manifest.json"):
+            if (scratch / name).is_file():
+                os.replace(scratch / name, target / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def dbt_manifest_path(project: DbtProject = dbt_project) -> Path:
