@@ -6,6 +6,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
+# pytest-xdist workers for `make test` (auto = one per CPU); a test file runs on one worker, so
+# its module fixtures are built once.
+TEST_WORKERS ?= auto
 # dbt (and so sqlfluff's dbt templater) reads the warehouse path from the environment.
 export BOOKS_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 
@@ -30,7 +33,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
