@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from orchestration.cycle import cycle_tags, make_run_id
 from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
 from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
 from orchestration.report import report_path
+from orchestration.transform import dbt_manifest_path
 from policy import BooksPaths, load_policy, policy_version, resolve_paths
 from warehouse.lease import acquire
 from warehouse.publish import publish
@@ -426,20 +428,40 @@ def run_demo(
         _say(progress, f"generating a {accounts:,}-account, {reps}-rep world as of {as_of}")
         paths.crm_db.parent.mkdir(parents=True, exist_ok=True)
         paths.landing.mkdir(parents=True, exist_ok=True)
-        world = generate_world(
-            paths.crm_db,
-            accounts=accounts,
-            reps=reps,
-            seed=seed,
-            months=months,
-            as_of=as_of,
-            landing_dir=paths.landing,
-            policy_path=paths.policy,
-            progress=progress,
-        )
+        parse = _parse_dbt_meanwhile()
+        try:
+            world = generate_world(
+                paths.crm_db,
+                accounts=accounts,
+                reps=reps,
+                seed=seed,
+                months=months,
+                as_of=as_of,
+                landing_dir=paths.landing,
+                policy_path=paths.policy,
+                progress=progress,
+            )
+        finally:
+            parse.join()  # never leave dbt running behind a failed generation
         generated = True
     cycle = run_cycle(as_of, dry_run=False, override_guard=True, progress=progress, paths=paths)
     return DemoSummary(generated, paths.crm_db, world, cycle, accounts=accounts, reps=reps)
+
+
+def _parse_dbt_meanwhile() -> threading.Thread:
+    """Start the `dbt parse` a fresh checkout needs (a subprocess, several seconds) while the
+    world is generated, so the cycle finds the manifest ready. A failure is only logged here:
+    the cycle parses again and raises it with dbt's message."""
+
+    def parse() -> None:
+        try:
+            dbt_manifest_path()
+        except Exception as exc:  # re-raised by the cycle's own parse
+            log.warning("background dbt parse failed, the cycle will retry it: %s", exc)
+
+    thread = threading.Thread(target=parse, name="dbt-parse", daemon=True)
+    thread.start()
+    return thread
 
 
 def summary_json(summary: CycleSummary) -> str:
