@@ -7,7 +7,8 @@
     excluded and, with manual_only, automated steps (Is_Automated__c or source Sequence) do not
     count. A missing direction is read as Outbound (CRM default for logged activities).
     A view, not a table: writing its 20M rows at L cost more (23 s) than its four readers
-    classifying on the fly (+15 s together), and a daily run then rewrites nothing here. -#}
+    classifying on the fly (+15 s together), and a daily run then rewrites nothing here. The
+    engagement rows arrive resolved to CRM ids (int_engagement_activities_resolved, a table). -#}
 {{ config(materialized='view') }}
 {%- set manual_only = policy_get('meaningful_activity.manual_only') -%}
 {%- set count_inbound = policy_get('meaningful_activity.count_inbound_replies') -%}
@@ -21,20 +22,8 @@ events as (
     select * from {{ ref('stg_salesforce__events') }}
 ),
 
-engagement_activities as (
-    select * from {{ ref('stg_files__engagement_activities') }}
-),
-
-web_domains as (
-    select * from {{ ref('int_web_domains_mapped') }}
-),
-
-users as (
-    select * from {{ ref('stg_salesforce__users') }}
-),
-
-contacts as (
-    select * from {{ ref('stg_salesforce__contacts') }}
+file_activities as (
+    select * from {{ ref('int_engagement_activities_resolved') }}
 ),
 
 accounts as (
@@ -69,49 +58,6 @@ crm_activities as (
         activity_date,
         false as is_open
     from events
-),
-
-engagement_users as (
-    select
-        email,
-        min(user_id) as user_id
-    from users
-    where email is not null
-    group by email
-),
-
-engagement_contacts as (
-    select
-        email,
-        min(contact_id) as contact_id
-    from contacts
-    where email is not null
-    group by email
-),
-
-file_activities as (
-    select
-        {{ dbt.concat(["'file:'", 'engagement_activities.engagement_activity_id']) }}
-            as activity_id,
-        'engagement_file' as origin,
-        web_domains.account_id,
-        engagement_users.user_id as owner_id,
-        coalesce(engagement_contacts.contact_id, engagement_activities.contact_email)
-            as contact_key,
-        engagement_activities.activity_type,
-        coalesce(engagement_activities.direction, 'Outbound') as direction,
-        engagement_activities.is_automated,
-        case when engagement_activities.is_automated then 'Sequence' else 'Integration' end
-            as activity_source,
-        engagement_activities.activity_date,
-        false as is_open
-    from engagement_activities
-    left join web_domains
-        on engagement_activities.web_domain = web_domains.web_domain
-    left join engagement_users
-        on engagement_activities.rep_email = engagement_users.email
-    left join engagement_contacts
-        on engagement_activities.contact_email = engagement_contacts.email
 ),
 
 all_activities as (

@@ -33,9 +33,12 @@ window_activities as (
         {{ canonical_activity_type('activity_type') }} as activity_type,
         is_meaningful
     from activities
+    {#- A range on the column itself (not a day difference) lets the scan skip row groups
+        outside the window: 0 <= days before the as-of date <= window - 1. #}
     where activity_date is not null
         and not is_open
-        and {{ dbt.datediff('activity_date', as_of_date(), 'day') }} between 0 and {{ window }} - 1
+        and activity_date between cast({{ dbt.dateadd('day', '1 - ' ~ window, as_of_date()) }} as date)
+            and {{ as_of_date() }}
 ),
 
 activity_kpis as (
