@@ -97,7 +97,10 @@ def _run_kind(
         )
     if "setup" in out:
         _say(f"{kind}: set-up: {out['setup']}")
-    snap = snapshot(ws, work / f"dagster-{kind}") if dagster else None
+    # One path for every kind's snapshot: dbt keeps its parse per warehouse file
+    # (orchestration.transform.warehouse_target), so, as on a user's warehouse, a run reuses the
+    # parse of the run before; a new path would cost every run a full `dbt parse`.
+    snap = snapshot(ws, work / "dagster") if dagster else None
 
     common = {"policy_path": str(policy_path), "as_of": as_of.isoformat(), "run_id": run_id}
     dbt_dir = str(ws.dbt_dir)
