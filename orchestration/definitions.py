@@ -23,6 +23,7 @@ from orchestration.transform import (
     books_quality_job,
     build_dbt_assets,
     build_quality_schedule,
+    dbt_manifest_path,
     dbt_project,
     dbt_resource,
     mart_asset_keys,
@@ -70,6 +71,7 @@ def build_definitions(
     """All definitions for one set of paths (default: resolved now, from env or repo defaults)."""
     paths = paths or resolve_paths()
     policy = load_policy(paths.policy)
+    dbt_manifest_path(dbt_project, paths)  # a parse, if needed, for these paths' warehouse
     dbt_assets_def = build_dbt_assets(dbt_project)
     report_asset = build_report_asset(mart_asset_keys())
     books_cycle = dg.define_asset_job(

@@ -428,7 +428,7 @@ def run_demo(
         _say(progress, f"generating a {accounts:,}-account, {reps}-rep world as of {as_of}")
         paths.crm_db.parent.mkdir(parents=True, exist_ok=True)
         paths.landing.mkdir(parents=True, exist_ok=True)
-        parse = _parse_dbt_meanwhile()
+        parse = _parse_dbt_meanwhile(paths)
         try:
             world = generate_world(
                 paths.crm_db,
@@ -448,14 +448,14 @@ def run_demo(
     return DemoSummary(generated, paths.crm_db, world, cycle, accounts=accounts, reps=reps)
 
 
-def _parse_dbt_meanwhile() -> threading.Thread:
+def _parse_dbt_meanwhile(paths: BooksPaths) -> threading.Thread:
     """Start the `dbt parse` a fresh checkout needs (a subprocess, several seconds) while the
     world is generated, so the cycle finds the manifest ready. A failure is only logged here:
     the cycle parses again and raises it with dbt's message."""
 
     def parse() -> None:
         try:
-            dbt_manifest_path()
+            dbt_manifest_path(paths=paths)
         except Exception as exc:  # re-raised by the cycle's own parse
             log.warning("background dbt parse failed, the cycle will retry it: %s", exc)
 

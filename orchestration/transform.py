@@ -50,7 +50,7 @@ from orchestration.cycle import (
     mode_of,
 )
 from orchestration.resources import WarehouseResource
-from policy import Policy, load_policy, policy_dbt_vars, resolve_paths
+from policy import BooksPaths, Policy, load_policy, policy_dbt_vars, resolve_paths
 from warehouse.lease import connect_warehouse
 from warehouse.run_context import RunContext, read_run_context, write_run_context
 
@@ -92,14 +92,16 @@ def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
     return any(p.stat().st_mtime > built for p in _project_files(project_dir) if p.exists())
 
 
-def _parse_manifest(project: DbtProject) -> None:
-    """`dbt parse` into the project's target folder, with the vars a cycle passes (only the
-    policy), so the cycle's dbt build reuses this parse (dbt reparses all when vars differ).
+def _parse_manifest(project: DbtProject, paths: BooksPaths | None = None) -> None:
+    """`dbt parse` into the project's target folder, with the vars and the warehouse of the
+    cycle about to run (`paths`, default: resolved from the environment), so that cycle's dbt
+    build reuses this parse: dbt reparses everything when the vars or the profile (it holds
+    the warehouse path) differ.
 
     dbt writes into a scratch folder and the artifacts are then renamed into place: another
     process (a second run, a parallel test worker) that finds the manifest fresh never reads a
     half-written file."""
-    paths = resolve_paths()
+    paths = paths or resolve_paths()
     parse_vars = policy_dbt_vars(load_policy(paths.policy))
     target = Path(project.manifest_path).parent  # absolute; target_path is project-relative
     _drop_parse_if_selectors_changed(target / "partial_parse.msgpack", project)
@@ -108,7 +110,7 @@ def _parse_manifest(project: DbtProject) -> None:
     scratch.mkdir(parents=True)
     if (target / "partial_parse.msgpack").is_file():  # reuse the last parse, as dbt would
         shutil.copy2(target / "partial_parse.msgpack", scratch / "partial_parse.msgpack")
-    env = {**os.environ, ENV_WAREHOUSE: os.environ.get(ENV_WAREHOUSE) or str(paths.warehouse)}
+    env = {**os.environ, ENV_WAREHOUSE: str(paths.warehouse)}  # absolute, as the build's
     cmd = [
         dbt_executable(),
         "parse",
@@ -137,11 +139,14 @@ def _parse_manifest(project: DbtProject) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def dbt_manifest_path(project: DbtProject = dbt_project) -> Path:
-    """The project's manifest, (re)built by `dbt parse` first if missing or stale."""
+def dbt_manifest_path(project: DbtProject = dbt_project, paths: BooksPaths | None = None) -> Path:
+    """The project's manifest, (re)built by `dbt parse` first if missing or stale; `paths`:
+    the cycle the parse is for (see `_parse_manifest`)."""
     if manifest_is_stale(Path(project.project_dir), project.manifest_path):
         log.info("parsing dbt project %s", project.project_dir)
-        run_with_concurrent_update_guard(project.manifest_path, _parse_manifest, project=project)
+        run_with_concurrent_update_guard(
+            project.manifest_path, _parse_manifest, project=project, paths=paths
+        )
     return project.manifest_path
 
 
