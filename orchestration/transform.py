@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -305,7 +306,7 @@ def run_context_asset(
 
 
 @functools.cache
-def build_dbt_assets(project: DbtProject = dbt_project) -> dg.AssetsDefinition:
+def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
     """The dbt multi-asset, built on first use (not at import) from a fresh manifest.
 
     Only the selector `books_cycle` is part of it: every model and the gate tests (as asset
@@ -382,6 +383,10 @@ def _run_dbt_build(
         )
 
 
+TARGET_WAREHOUSE_FILE = "warehouse.path"
+ORPHAN_TARGET_AGE_SECONDS = 24 * 3600
+
+
 def warehouse_target(warehouse: str, project: DbtProject = dbt_project) -> Path:
     """One dbt target folder per warehouse file, kept between runs.
 
@@ -390,13 +395,38 @@ def warehouse_target(warehouse: str, project: DbtProject = dbt_project) -> Path:
     project's last parse was) would reparse fully whenever that parse was for another file.
     Runs on one warehouse are serialised by the `duckdb_writer` pool, so they never share it
     at the same time. Stale artifacts are removed so a crash cannot report an old run's result.
+    The folder records its warehouse's path, so the folders of deleted warehouses (every test
+    run makes some) can be removed (`_prune_orphan_targets`).
     """
-    digest = hashlib.sha256(str(Path(warehouse).resolve()).encode()).hexdigest()[:12]
-    target = Path(project.manifest_path).parent / f"warehouse-{digest}"
+    resolved = Path(warehouse).resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    root = Path(project.manifest_path).parent
+    target = root / f"warehouse-{digest}"
     target.mkdir(parents=True, exist_ok=True)
+    (target / TARGET_WAREHOUSE_FILE).write_text(str(resolved))
     (target / "run_results.json").unlink(missing_ok=True)
     _drop_parse_if_selectors_changed(target / "partial_parse.msgpack", project)
+    _prune_orphan_targets(root, keep=target)
     return target
+
+
+def _prune_orphan_targets(root: Path, keep: Path) -> None:
+    """Remove the per-warehouse target folders whose warehouse file is gone, once untouched
+    for a day (a first run writes its folder before its warehouse exists). A folder without
+    the path record (made before it was kept) goes by age alone: at worst a warehouse that
+    still exists parses fully once more."""
+    cutoff = time.time() - ORPHAN_TARGET_AGE_SECONDS
+    for folder in root.glob("warehouse-*"):
+        try:
+            if folder == keep or folder.stat().st_mtime > cutoff:
+                continue
+            record = folder / TARGET_WAREHOUSE_FILE
+            if record.is_file() and Path(record.read_text().strip()).exists():
+                continue
+        except OSError:  # removed meanwhile by another process
+            continue
+        log.info("removing dbt target %s: unused for a day, its warehouse gone", folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _drop_parse_if_selectors_changed(saved_parse: Path, project: DbtProject) -> None:
@@ -543,7 +573,7 @@ def mart_asset_keys(layer: str = "marts") -> list[dg.AssetKey]:
     """Keys of the dbt models in one layer folder (the report depends on the marts)."""
     nodes = json.loads(dbt_project.manifest_path.read_text())["nodes"]
     keys = []
-    for spec in build_dbt_assets().specs:
+    for spec in build_dbt_assets(dbt_project).specs:
         fqn = nodes.get(spec.metadata.get("dagster_dbt/unique_id"), {}).get("fqn") or []
         if len(fqn) > 2 and fqn[1] == layer:
             keys.append(spec.key)
