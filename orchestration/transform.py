@@ -212,13 +212,24 @@ def relations_by_output(assets_def: dg.AssetsDefinition) -> dict[str, str]:
 
 
 def count_rows(warehouse: str, relations: list[str]) -> dict[str, int]:
-    """Row counts of the given relations, read after dbt released the DuckDB file."""
+    """Row counts of the given relations that are tables, read after dbt released the DuckDB
+    file (free: DuckDB keeps them). Views are left out: a view stores no rows, and counting
+    one runs its query after every build (at L: 2.3 s for stg_salesforce__quarantine_counts,
+    0.7 s for int_activities_classified)."""
     if not relations:
         return {}
     counts: dict[str, int] = {}
     with duckdb.connect(warehouse, read_only=True) as con:
+        tables = {
+            f"{schema}.{name}"
+            for schema, name in con.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = current_database()"
+            ).fetchall()
+        }
         for relation in relations:
-            counts[relation] = con.execute(f"select count(*) from {relation}").fetchone()[0]
+            if relation in tables:
+                counts[relation] = con.execute(f"select count(*) from {relation}").fetchone()[0]
     return counts
 
 
@@ -367,8 +378,8 @@ def _run_dbt_build(
                 yield event
         finally:
             _stop(invocation)
-    # Row counts once dbt has released the DuckDB file (a materialization's metadata is fixed
-    # when it is yielded, so they come as observations of the same assets).
+    # Row counts of the built tables once dbt has released the DuckDB file (a materialization's
+    # metadata is fixed when it is yielded, so they come as observations of the same assets).
     for relation, rows in count_rows(warehouse, sorted(built)).items():
         yield dg.AssetObservation(asset_key=built[relation], metadata={"dagster/row_count": rows})
     if not invocation.is_successful():

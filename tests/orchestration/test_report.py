@@ -104,12 +104,14 @@ def test_gini_is_bounded_and_scale_free(values: list[int]) -> None:
     assert gini([v * 3 for v in values]) == pytest.approx(g)
 
 
-def test_dbt_outputs_get_row_counts(tmp_path: Path) -> None:
+def test_dbt_outputs_get_row_counts_tables_only(tmp_path: Path) -> None:
     from orchestration.transform import count_rows
 
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("create schema marts; create table marts.t as select * from range(7)")
         con.execute("create table marts.e (x int)")
-    assert count_rows(str(path), ["marts.t", "marts.e"]) == {"marts.t": 7, "marts.e": 0}
+        con.execute("create view marts.v as select * from marts.t")
+    relations = ["marts.t", "marts.e", "marts.v"]
+    assert count_rows(str(path), relations) == {"marts.t": 7, "marts.e": 0}
     assert count_rows(str(path), []) == {}
