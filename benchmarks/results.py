@@ -103,6 +103,8 @@ def limit_text(kind: dict[str, Any], name: str) -> tuple[str, str]:
         return "compiled SQL: " + (lim["status"] if lim else "not measured"), tests.lstrip("; ")
     if name == "write-back":
         changes = data["changes"]
+        if data.get("plan_only"):
+            return "no CRM (replica): plan only, no apply", f"{changes:,} changes planned"
         minimum = math.ceil(changes / 200)
         rate = changes / data["apply_seconds"] if data["apply_seconds"] else 0.0
         ratio = f"{data['api_calls'] / minimum:.1f}x" if minimum else "n/a (no changes)"
@@ -156,7 +158,7 @@ def checks(result: dict[str, Any]) -> list[Check]:
                 "<= 1.5x (L), <= 1.2x (XL)",
                 lambda v: v <= (1.2 if scale == "XL" else 1.5), scale in ("L", "XL"))  # fmt: skip
         wb = stage(kind, "write-back")
-        if ok(wb) and wb["data"]["changes"]:
+        if ok(wb) and wb["data"]["changes"] and not wb["data"].get("plan_only"):
             d = wb["data"]
             # Below 1,000 changes a per-1,000 rate only magnifies a run's fixed calls (re-read,
             # write, read-back: 3 calls for 1 change = 3,000 per 1,000); such a run is held to
@@ -205,7 +207,13 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         f"World: {result['accounts']:,} accounts, {result['reps']:,} reps, "
         f"{result['activities']:,} activities target ({w['counts']}); "
-        + (f"generated in {w['seconds']:.1f} s" if w["generated"] else "cached (not generated)")
+        + (
+            f"built in {w['seconds']:.1f} s as {w['replica']}"
+            if w.get("replica")
+            else f"generated in {w['seconds']:.1f} s"
+            if w["generated"]
+            else "cached (not generated)"
+        )
         + f". Machine: {result['machine']}. Commit {result['commit']}.",
         "",
         "Each stage runs in a fresh `spawn`ed child process: wall = time of the stage call "

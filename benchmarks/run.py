@@ -141,14 +141,18 @@ def _run_kind(
     return out
 
 
-def _raw_sql_limit(ws: Workspace, kind: str) -> dict[str, Any]:
-    """Run the compiled SQL of this kind's two dbt builds on a copy of the warehouse, timed per
-    group (transform models, then decision models) in one child and one DuckDB connection."""
+def _raw_sql_limit(ws: Workspace, kind: str, *, in_place: bool = False) -> dict[str, Any]:
+    """Run the compiled SQL of this kind's two dbt builds on a copy of the warehouse (or, for a
+    full rebuild short of disk, on the warehouse itself), timed per group (transform models,
+    then decision models) in one child and one DuckDB connection."""
     limit_dir = ws.root / "limit"
     shutil.rmtree(limit_dir, ignore_errors=True)
     limit_dir.mkdir()
     copy = limit_dir / ws.warehouse.name  # same file name -> same catalog name in the SQL
-    shutil.copy2(ws.warehouse, copy)
+    if in_place:
+        copy = ws.warehouse
+    else:
+        shutil.copy2(ws.warehouse, copy)
     manifests = {
         group: str(ws.dbt_dir / f"{kind}-{group}.manifest.json")
         for group in ("transform", "decisions")
@@ -254,6 +258,113 @@ def run(
     return md
 
 
+def run_replica(
+    source_scale: str,
+    scale_name: str,
+    out_dir: Path = REPO_ROOT / "benchmarks" / "results",
+    *,
+    source_accounts: int | None = None,
+    today: date | None = None,
+) -> Path:
+    """The full rebuild of `scale_name` on a raw layer replicated from `source_scale`'s benchmark
+    warehouse (benchmarks/replica.py): contracts, dbt build, decisions, the write-back plan and
+    the report, each timed; no CRM, so no extract, no write-back apply and no Dagster run."""
+    from orchestration.cycle import make_run_id
+    from policy import load_policy, policy_version, resolve_paths
+
+    source, target = scale_with(source_scale, source_accounts), SCALES[scale_name]
+    copies = target.accounts // source.accounts
+    user_groups = max(1, target.reps // source.reps)
+    task_share = max(1, round(source.activities * copies / target.activities))
+    if source_accounts is not None:  # smoke test: a replica of a shrunk world, all of it
+        copies, user_groups, task_share = 2, 2, 1
+    src_wh = cache_dir() / "work" / f"{source.name}-{source.accounts}" / "direct" / "wh"
+    if not (src_wh / "warehouse.duckdb").exists():
+        raise FileNotFoundError(
+            f"no {source.name} benchmark warehouse at {src_wh}: run "
+            f"`benchmarks/run.py --scale {source.name}` first"
+        )
+    policy_path = resolve_paths().policy
+    work = cache_dir() / "work" / f"{scale_name}-replica-of-{source.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    ws = Workspace(work)
+    _say(f"replica: {copies} copies of {src_wh}, {user_groups} groups of reps, "
+         f"1/{task_share} of the tasks per copy -> {ws.warehouse}")  # fmt: skip
+    built = _show(run_stage("replica", S + "replica", source=str(src_wh / "warehouse.duckdb"),
+                            replica_path=str(ws.warehouse), copies=copies, user_groups=user_groups,
+                            task_share=task_share))  # fmt: skip
+    if built.status != "ok":
+        raise RuntimeError(f"the replica was not built: {built.error}")
+    counts = built.data["rows"]
+    as_of = _latest_as_of(src_wh / "warehouse.duckdb")  # the day the copied raw layer is from
+    run_id = make_run_id(as_of, policy_version(load_policy(policy_path)), 1)
+    result: dict[str, Any] = {
+        "scale": scale_name,
+        "accounts": counts["raw_salesforce.account"],
+        "reps": target.reps if source_accounts is None else source.reps * user_groups,
+        "activities": counts["raw_salesforce.task"] + counts["raw_salesforce.event"],
+        "date": (today or date.today()).isoformat(),
+        "machine": _machine(),
+        "commit": _commit(),
+        "world": {
+            "generated": True,
+            "seconds": built.seconds,
+            "peak_rss_mib": built.peak_rss_mib,
+            "replica": f"{copies} copies of the {source.name} benchmark's raw layer "
+            f"(benchmarks/replica.py; {user_groups} groups of reps, 1/{task_share} "
+            "of the tasks per copy)",
+            "counts": ", ".join(
+                f"{name.split('.')[-1]} {n:,}"
+                for name, n in counts.items()
+                if name.startswith("raw_salesforce.") and "_dlt" not in name
+            ),
+        },  # fmt: skip
+        "kinds": {},
+    }
+    common = {"policy_path": str(policy_path), "as_of": as_of.isoformat(), "run_id": run_id}
+    stage_runs = [
+        ("contracts", "contracts", {"warehouse": str(ws.warehouse), "run_id": run_id}),
+        ("dbt build", "dbt_build", {"warehouse": str(ws.warehouse), "dbt_dir": str(ws.dbt_dir),
+         "label": "full-transform", "selector": "books_cycle_transform", "full_refresh": True,
+         **common}),
+        ("decisions", "dbt_build", {"warehouse": str(ws.warehouse), "dbt_dir": str(ws.dbt_dir),
+         "label": "full-decisions", "selector": "books_cycle_decide", **common}),
+        ("write-back", "write_back_plan", {"warehouse": str(ws.warehouse), "run_id": run_id,
+         "policy_path": str(policy_path)}),
+        ("report", "report", {"warehouse": str(ws.warehouse), "as_of": as_of.isoformat(),
+         "out": str(ws.root / "reports" / f"books_report_full_{as_of}.html"), "run_id": run_id}),
+    ]  # fmt: skip
+    kind: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "run_id": run_id,
+        "limits": {},
+        "setup": "a new warehouse holding only the replicated raw layer: the contracts check "
+        "every row (no earlier contract run; at L's full rebuild they check only the loads "
+        "since the last run), dbt builds every model with --full-refresh",
+        "stages": [],
+    }
+    result["kinds"]["full"] = kind
+    for name, func, kwargs in stage_runs:
+        kind["stages"].append(_show(run_stage(name, S + func, **kwargs)).as_json())
+        _write(result, out_dir)
+    # A copy of an XL warehouse may not fit on the disk; a full rebuild's compiled SQL only
+    # replaces tables with what dbt just built, so it may then run on the warehouse itself.
+    size = ws.warehouse.stat().st_size
+    in_place = shutil.disk_usage(ws.root).free < 2 * size
+    kind["limits"]["dbt raw SQL"] = _raw_sql_limit(ws, "full", in_place=in_place)
+    if in_place:
+        kind["setup"] += "; the raw SQL limit ran on the warehouse itself (no disk for a copy)"
+    return _write(result, out_dir)
+
+
+def _latest_as_of(warehouse: Path) -> date:
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        row = con.execute("select max(as_of_date) from ops.run_context").fetchone()
+    return row[0] if row and row[0] else AS_OF
+
+
 def _write(result: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"{result['date']}-{result['scale']}.md"
@@ -270,10 +381,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, help=argparse.SUPPRESS)  # smoke tests only
     parser.add_argument("--no-dagster", action="store_true",
                         help="skip the whole-cycle run through Dagster")  # fmt: skip
+    parser.add_argument("--replica-of", choices=list(SCALES),
+                        help="full rebuild only, on the raw layer of this scale's benchmark "
+                        "replicated to --scale (XL: 10 copies of L; see replica.py)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    md = run(args.scale, args.kind, args.out.resolve(), accounts=args.accounts,
-             dagster=not args.no_dagster)  # fmt: skip
+    if args.replica_of:
+        md = run_replica(args.replica_of, args.scale, args.out.resolve())
+    else:
+        md = run(args.scale, args.kind, args.out.resolve(), accounts=args.accounts,
+                 dagster=not args.no_dagster)  # fmt: skip
     print(md.read_text(encoding="utf-8"))
     _say(f"results: {md}")
     return 0

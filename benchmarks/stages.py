@@ -102,6 +102,22 @@ def extract_limit(crm_db: str) -> dict[str, Any]:
     return {"rows": _row_count(read_sqlite_direct(crm_db))}
 
 
+def replica(
+    source: str, replica_path: str, copies: int, user_groups: int, task_share: int
+) -> dict[str, Any]:
+    """A replicated raw layer (benchmarks/replica.py), built in a child like every stage: the
+    harness process stays small, so its size does not leak into the stages' peak memory (a
+    spawned child starts from its parent's high-water mark)."""
+    from benchmarks.replica import replicate
+
+    def say(message: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    rows = replicate(Path(source), Path(replica_path), copies=copies, user_groups=user_groups,
+                     task_share=task_share, progress=say)  # fmt: skip
+    return {"rows": rows}
+
+
 # ---------------------------------------------------------------------------- contracts
 
 
@@ -315,6 +331,17 @@ def write_back(crm_db: str, warehouse: str, run_id: str, policy_path: str) -> di
         "plan_seconds": round(plan_seconds, 3),
         "apply_seconds": round(apply_seconds, 3),
     }
+
+
+def write_back_plan(warehouse: str, run_id: str, policy_path: str) -> dict[str, Any]:
+    """The write-back's plan alone (diff + guards + ledger): a replica warehouse has no CRM."""
+    plan_write_back = _need("reverse_etl", "plan_write_back")
+    write_policy = _need("reverse_etl", "WritePolicy")
+    load_policy = _need("policy", "load_policy")
+    plan = plan_write_back(
+        warehouse, run_id, policy=write_policy.from_policy(load_policy(policy_path))
+    )
+    return {"changes": len(plan.changes), "blocked": list(plan.blocked_reasons), "plan_only": True}
 
 
 # ---------------------------------------------------------------------------- report
