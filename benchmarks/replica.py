@@ -12,8 +12,9 @@ times into a new warehouse, each copy a world of its own:
 - web domains and e-mail domains get a label appended ('acme.com' -> 'acme.com.k3', users
   'books.local' -> 'books.local.u1'), so domain, subdomain and e-mail matching stay within a
   copy; free-mail addresses keep their domain and get the tag on the local part instead;
-- account and lead company names get a prefix word ('Xk3 Acme'; three characters, as name-prefix
-  matching ignores shorter first words), so name matching stays within a copy; engagement activity ids and dlt row ids get a suffix;
+- account and lead company names get a tag glued to their first word ('Xk3Acme Robotics'), so
+  name matching stays within a copy (a separate word would give every name one more word-prefix,
+  'xk3', shared by a million accounts); engagement activity ids and dlt row ids get a suffix;
 - tasks: copy k keeps the half of the source's tasks whose id hash has k's parity when
   `task_share` is 2 (XL has 10 activities per account, L 20).
 
@@ -100,7 +101,7 @@ def _select(table: str, name: str, columns: list[str], task_share: int) -> str:
         elif (name, col) in USER_EMAIL_COLUMNS:
             expr = f"rehost({col}, gt)"
         elif (name, col) in NAME_COLUMNS:
-            expr = f"case when k = 0 then {col} else 'Xk' || k || ' ' || {col} end"
+            expr = f"case when k = 0 then {col} else 'Xk' || k || {col} end"
         elif col in SUFFIX_COLUMNS:
             expr = f"case when k = 0 then {col} else {col} || '-k' || k end"
         else:

@@ -32,10 +32,9 @@ from benchmarks.results import KINDS, render_markdown  # noqa: E402
 from benchmarks.world import (  # noqa: E402
     AS_OF,
     SCALES,
+    CachedWorld,
     Workspace,
-    apply_daily_changes,
     cache_dir,
-    cached_world,
     new_workspace,
     scale_with,
     snapshot,
@@ -58,6 +57,17 @@ def _show(result: StageResult) -> StageResult:
         f"{result.peak_rss_mib:8.0f} MiB{extra}"
     )
     return result
+
+
+def _setup(name: str, func: str, **kwargs: Any) -> dict[str, Any]:
+    """Untimed set-up, in a child like the stages (see stages.py, set-up)."""
+    return _setup_data(run_stage(name, S + func, **kwargs))
+
+
+def _setup_data(result: StageResult) -> dict[str, Any]:
+    if result.status != "ok":
+        raise RuntimeError(f"benchmark set-up '{result.name}' failed: {result.error}")
+    return result.data
 
 
 def _kinds_needed(kind: str) -> list[str]:
@@ -90,7 +100,7 @@ def _run_kind(
             f"{setup.seconds:.1f} s, untimed); dbt transform models run with --full-refresh"
         )
     elif kind == "daily":
-        changed = apply_daily_changes(ws.crm_db)
+        changed = _setup("daily changes", "daily_changes", crm_db=str(ws.crm_db))
         out["setup"] = (
             f"CRM clock +1 day; {changed['accounts_changed']:,} accounts edited and "
             f"{changed['activities_added']:,} activities added through CrmStore.update/insert"
@@ -175,7 +185,9 @@ def _machine() -> str:
     except (OSError, StopIteration, ValueError):
         pass
     load = f", load average {os.getloadavg()[0]:.1f} at start (shared machine)"
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs{mem}{load}"
+    limit = os.environ.get("BOOKS_DUCKDB_MEMORY_LIMIT")
+    dbt_memory = f", dbt's DuckDB memory_limit {limit}" if limit else ""
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs{mem}{load}{dbt_memory}"
 
 
 def _commit() -> str:
@@ -219,7 +231,7 @@ def run(
     version = policy_version(load_policy(policy_path))
     _say(f"scale {scale.name}: {scale.accounts:,} accounts, {scale.reps:,} reps, "
          f"~{scale.activities:,} activities; cache {cache_dir()}")  # fmt: skip
-    world = cached_world(scale, policy_path)
+    world = CachedWorld(**_setup("world", "world", scale=scale, policy_path=str(policy_path)))
     _say(
         f"world generated in {world.seconds:.1f} s" if world.generated
         else f"world cached: {world.crm_db.parent}"
@@ -290,12 +302,10 @@ def run_replica(
     ws = Workspace(work)
     _say(f"replica: {copies} copies of {src_wh}, {user_groups} groups of reps, "
          f"1/{task_share} of the tasks per copy -> {ws.warehouse}")  # fmt: skip
-    built = _show(run_stage("replica", S + "replica", source=str(src_wh / "warehouse.duckdb"),
-                            replica_path=str(ws.warehouse), copies=copies, user_groups=user_groups,
-                            task_share=task_share))  # fmt: skip
-    if built.status != "ok":
-        raise RuntimeError(f"the replica was not built: {built.error}")
-    counts = built.data["rows"]
+    built = run_stage("replica", S + "replica", source=str(src_wh / "warehouse.duckdb"),
+                      replica_path=str(ws.warehouse), copies=copies, user_groups=user_groups,
+                      task_share=task_share)  # fmt: skip
+    counts = _setup_data(_show(built))["rows"]
     as_of = _latest_as_of(src_wh / "warehouse.duckdb")  # the day the copied raw layer is from
     run_id = make_run_id(as_of, policy_version(load_policy(policy_path)), 1)
     result: dict[str, Any] = {
@@ -320,6 +330,7 @@ def run_replica(
             ),
         },  # fmt: skip
         "kinds": {},
+        "warehouse": str(ws.warehouse),
     }
     common = {"policy_path": str(policy_path), "as_of": as_of.isoformat(), "run_id": run_id}
     stage_runs = [

@@ -102,12 +102,29 @@ def extract_limit(crm_db: str) -> dict[str, Any]:
     return {"rows": _row_count(read_sqlite_direct(crm_db))}
 
 
+# ---------------------------------------------------------------------------- set-up
+# Untimed set-up runs in a child too: a spawned child starts from its parent's high-water mark
+# of memory, so work done in the harness process would show up in every stage's peak.
+
+
+def world(scale: Any, policy_path: str) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from benchmarks.world import cached_world
+
+    return asdict(cached_world(scale, Path(policy_path)))
+
+
+def daily_changes(crm_db: str) -> dict[str, Any]:
+    from benchmarks.world import apply_daily_changes
+
+    return apply_daily_changes(Path(crm_db))
+
+
 def replica(
     source: str, replica_path: str, copies: int, user_groups: int, task_share: int
 ) -> dict[str, Any]:
-    """A replicated raw layer (benchmarks/replica.py), built in a child like every stage: the
-    harness process stays small, so its size does not leak into the stages' peak memory (a
-    spawned child starts from its parent's high-water mark)."""
+    """A replicated raw layer (benchmarks/replica.py)."""
     from benchmarks.replica import replicate
 
     def say(message: str) -> None:
