@@ -41,10 +41,21 @@ def latest_results(results_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+# On a replicated raw layer (run.py --replica-of) these stages do other work than at the
+# generated scales (every row checked; the write-back only planned), so they are not comparable.
+NOT_COMPARABLE_ON_A_REPLICA = ("contracts", "write-back")
+
+
 def stage_times(result: dict[str, Any], kind: str) -> dict[str, float]:
-    """Seconds per stage that ran cleanly in `kind`, plus the Dagster cycle."""
+    """Seconds per stage that ran cleanly in `kind` and did the same work as at every scale,
+    plus the Dagster cycle."""
     run = result.get("kinds", {}).get(kind, {})
-    times = {s["name"]: s["seconds"] for s in run.get("stages", []) if s["status"] == "ok"}
+    skip = NOT_COMPARABLE_ON_A_REPLICA if result.get("world", {}).get("replica") else ()
+    times = {
+        s["name"]: s["seconds"]
+        for s in run.get("stages", [])
+        if s["status"] == "ok" and s["name"] not in skip
+    }
     dag = run.get("dagster")
     if dag and dag["status"] == "ok":
         times[DAGSTER] = dag["seconds"]

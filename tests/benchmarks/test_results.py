@@ -84,3 +84,15 @@ def test_a_small_run_is_held_to_the_budget_of_1000_changes() -> None:
     assert got["daily: CRM API calls (fewer than 1,000 changes)"].verdict == "PASS"
     result["kinds"]["daily"]["stages"][4]["data"]["api_calls"] = 11
     assert _by_name(result)["daily: CRM API calls (fewer than 1,000 changes)"].verdict == "MISS"
+
+
+def test_a_replica_keeps_only_the_stages_that_did_the_same_work() -> None:
+    from benchmarks.scaling import stage_times
+
+    stages = [{"name": n, "status": "ok", "seconds": 1.0}
+              for n in ("contracts", "dbt build", "decisions", "write-back", "report")]  # fmt: skip
+    generated = {"world": {"generated": True}, "kinds": {"full": {"stages": stages}}}
+    replica = {"world": {"generated": True, "replica": "10 copies of L"},
+               "kinds": {"full": {"stages": stages}}}  # fmt: skip
+    assert set(stage_times(generated, "full")) == {s["name"] for s in stages}
+    assert set(stage_times(replica, "full")) == {"dbt build", "decisions", "report"}
