@@ -8,7 +8,8 @@ times into a new warehouse, each copy a world of its own:
 - every record id gets the copy number in its first counter character ('001Dy0000000001IAA' ->
   '001Dy3000000001IAA'); that character is '0' at L (checked) and a digit keeps the 18-character
   checksum valid; user ids follow their *user group* (`copies / user_groups` copies share one
-  group of reps), so XL's 5,000 reps own 2M accounts each, as at L;
+  group of reps): at XL, 5 groups of L's 1,000 reps, each owning two copies (2,000 accounts a
+  rep, where L has 1,000);
 - web domains and e-mail domains get a label appended ('acme.com' -> 'acme.com.k3', users
   'books.local' -> 'books.local.u1'), so domain, subdomain and e-mail matching stay within a
   copy; free-mail addresses keep their domain and get the tag on the local part instead;
