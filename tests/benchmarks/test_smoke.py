@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark harness: the S harness end to end on a tiny world.
+"""Smoke test of the benchmark harness: the S harness end to end on a tiny world, then the XL
+path (`--replica-of`) on two copies of that world's raw layer.
 
 No timing assertions (speed is measured by the benchmarks, never asserted): it checks that the
 harness runs every kind, writes the results table with a row per stage, and that every stage
@@ -91,7 +92,7 @@ def test_replica_full_rebuild_ran_every_stage(replica) -> None:
     assert full["stages"][3]["data"]["plan_only"] and full["stages"][3]["data"]["changes"] > 0
 
 
-# Copy 1 read back as copy 0: ids' copy digit, domain and e-mail tags, the name prefix word.
+# Copy 1 read back as copy 0: the ids' copy digit, the domain and e-mail tags, the name tag.
 def _as_copy_0(column: str, data_type: str) -> str:
     col = f'"{column}"'
     if data_type == "DOUBLE":
