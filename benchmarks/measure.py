@@ -42,6 +42,11 @@ class StageResult:
         return asdict(self)
 
 
+def say(message: str) -> None:
+    """A progress line of the benchmark, from the harness or a stage's child."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
 def _peak_rss_mib() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

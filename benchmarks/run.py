@@ -18,7 +18,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`: make the repo impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import stages  # noqa: E402
-from benchmarks.measure import StageResult, run_stage  # noqa: E402
+from benchmarks.measure import StageResult, run_stage, say  # noqa: E402
 from benchmarks.results import KINDS, render_markdown  # noqa: E402
 from benchmarks.world import (  # noqa: E402
     AS_OF,
@@ -46,13 +45,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 S = "benchmarks.stages."
 
 
-def _say(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def _show(result: StageResult) -> StageResult:
     extra = f" ({result.error.splitlines()[0][:160]})" if result.error else ""
-    _say(
+    say(
         f"  {result.name:<22} {result.status:<13} {result.seconds:8.2f} s "
         f"{result.peak_rss_mib:8.0f} MiB{extra}"
     )
@@ -106,7 +101,7 @@ def _run_kind(
             f"{changed['activities_added']:,} activities added through CrmStore.update/insert"
         )
     if "setup" in out:
-        _say(f"{kind}: set-up: {out['setup']}")
+        say(f"{kind}: set-up: {out['setup']}")
     # One path for every kind's snapshot: dbt keeps its parse per warehouse file
     # (orchestration.transform.warehouse_target), so, as on a user's warehouse, a run reuses the
     # parse of the run before; a new path would cost every run a full `dbt parse`.
@@ -229,10 +224,10 @@ def run(
     scale = scale_with(scale_name, accounts)
     policy_path = resolve_paths().policy
     version = policy_version(load_policy(policy_path))
-    _say(f"scale {scale.name}: {scale.accounts:,} accounts, {scale.reps:,} reps, "
+    say(f"scale {scale.name}: {scale.accounts:,} accounts, {scale.reps:,} reps, "
          f"~{scale.activities:,} activities; cache {cache_dir()}")  # fmt: skip
     world = CachedWorld(**_setup("world", "world", scale=scale, policy_path=str(policy_path)))
-    _say(
+    say(
         f"world generated in {world.seconds:.1f} s" if world.generated
         else f"world cached: {world.crm_db.parent}"
     )  # fmt: skip
@@ -261,7 +256,7 @@ def run(
     for kind_name in _kinds_needed(kind):
         as_of, attempt = plan[kind_name]
         run_id = make_run_id(as_of, version, attempt)
-        _say(f"{kind_name}: as of {as_of}, run {run_id}")
+        say(f"{kind_name}: as of {as_of}, run {run_id}")
         result["kinds"][kind_name] = _run_kind(
             kind_name, ws, as_of=as_of, attempt=attempt, run_id=run_id,
             policy_path=policy_path, work=work, dagster=dagster,
@@ -300,7 +295,7 @@ def run_replica(
     work = cache_dir() / "work" / f"{scale_name}-replica-of-{source.name}"
     shutil.rmtree(work, ignore_errors=True)
     ws = Workspace(work)
-    _say(f"replica: {copies} copies of {src_wh}, {user_groups} groups of reps, "
+    say(f"replica: {copies} copies of {src_wh}, {user_groups} groups of reps, "
          f"1/{task_share} of the tasks per copy -> {ws.warehouse}")  # fmt: skip
     built = run_stage("replica", S + "replica", source=str(src_wh / "warehouse.duckdb"),
                       replica_path=str(ws.warehouse), copies=copies, user_groups=user_groups,
@@ -403,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         md = run(args.scale, args.kind, args.out.resolve(), accounts=args.accounts,
                  dagster=not args.no_dagster)  # fmt: skip
     print(md.read_text(encoding="utf-8"))
-    _say(f"results: {md}")
+    say(f"results: {md}")
     return 0
 
 

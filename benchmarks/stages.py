@@ -125,10 +125,8 @@ def replica(
     source: str, replica_path: str, copies: int, user_groups: int, task_share: int
 ) -> dict[str, Any]:
     """A replicated raw layer (benchmarks/replica.py)."""
+    from benchmarks.measure import say
     from benchmarks.replica import replicate
-
-    def say(message: str) -> None:
-        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     rows = replicate(Path(source), Path(replica_path), copies=copies, user_groups=user_groups,
                      task_share=task_share, progress=say)  # fmt: skip
@@ -321,9 +319,7 @@ def write_back(crm_db: str, warehouse: str, run_id: str, policy_path: str) -> di
     """Plan (diff + guards + ledger) and guarded apply against the local CRM, override on."""
     plan_write_back = _need("reverse_etl", "plan_write_back")
     apply_plan = _need("reverse_etl", "apply_plan")
-    write_policy = _need("reverse_etl", "WritePolicy")
-    load_policy = _need("policy", "load_policy")
-    policy = write_policy.from_policy(load_policy(policy_path))
+    policy = _write_policy(policy_path)
     started = time.perf_counter()
     plan = plan_write_back(warehouse, run_id, policy=policy)
     plan_seconds = time.perf_counter() - started
@@ -350,14 +346,17 @@ def write_back(crm_db: str, warehouse: str, run_id: str, policy_path: str) -> di
     }
 
 
+def _write_policy(policy_path: str) -> Any:
+    """The write-back settings of the policy file, as a cycle passes them."""
+    write_policy = _need("reverse_etl", "WritePolicy")
+    load_policy = _need("policy", "load_policy")
+    return write_policy.from_policy(load_policy(policy_path))
+
+
 def write_back_plan(warehouse: str, run_id: str, policy_path: str) -> dict[str, Any]:
     """The write-back's plan alone (diff + guards + ledger): a replica warehouse has no CRM."""
     plan_write_back = _need("reverse_etl", "plan_write_back")
-    write_policy = _need("reverse_etl", "WritePolicy")
-    load_policy = _need("policy", "load_policy")
-    plan = plan_write_back(
-        warehouse, run_id, policy=write_policy.from_policy(load_policy(policy_path))
-    )
+    plan = plan_write_back(warehouse, run_id, policy=_write_policy(policy_path))
     return {"changes": len(plan.changes), "blocked": list(plan.blocked_reasons), "plan_only": True}
 
 
