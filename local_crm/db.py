@@ -844,6 +844,20 @@ class CrmStore:
             ).fetchone()
         return dict(zip(obj.field_names, row, strict=True)) if row else None
 
+    def get_many(self, object_name: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Records by 18-char Id, one query per 500 ids (SQLite's bound-parameter budget)."""
+        obj = get_object(object_name)
+        out: dict[str, dict[str, Any]] = {}
+        with self.connection() as con:
+            for start in range(0, len(record_ids), 500):
+                chunk = list(record_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                sql = f'SELECT * FROM {qi(obj.name)} WHERE "Id" IN ({marks})'
+                for row in con.execute(sql, chunk):
+                    rec = dict(zip(obj.field_names, row, strict=True))
+                    out[rec["Id"]] = rec
+        return out
+
     def count(self, object_name: str, include_deleted: bool = False) -> int:
         obj = get_object(object_name)
         sql = f"SELECT COUNT(*) FROM {qi(obj.name)}"

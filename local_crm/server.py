@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_API_LIMIT = 100_000
 MAX_COLLECTION = 200
+MAX_COLLECTION_RETRIEVE = 2000  # sObject Collections retrieve by POST; GET is capped by URL length
 BULK_CHUNK = 2000  # records per store call while a bulk ingest job runs
 BULK_DEFAULT_PAGE_ROWS = 1_000_000  # rows per bulk query results page without maxRecords
 CURSOR_IDLE_SECONDS = 15 * 60  # Salesforce expires idle query locators after 15 minutes
@@ -391,6 +392,8 @@ class CrmApi:
             return self._sobjects(req, parts[1:])
         if parts[:2] == ["composite", "sobjects"] and len(parts) == 2:
             return self._collections(req)
+        if parts[:2] == ["composite", "sobjects"] and len(parts) == 3:
+            return self._collections_retrieve(req, parts[2])
         if head == "jobs" and len(parts) >= 2 and parts[1] == "ingest":
             return self._ingest(req, parts[2:])
         if head == "jobs" and len(parts) >= 2 and parts[1] == "query":
@@ -666,6 +669,64 @@ class CrmApi:
             forced = self.faults.record_errors(m, req.api_path, ids)
             results = self.store.update(obj.name, records, req.user_id, all_or_none, forced)
         return Response(200, [r.as_json() for r in results], records=len(records))
+
+    def _collections_retrieve(self, req: _Request, object_name: str) -> Response:
+        """GET `?ids=&fields=` or POST `{"ids", "fields"}`: one entry per id, in the ids' order,
+        null where the id is invalid, of another object, unknown or deleted."""
+        obj = _object_or_404(object_name)
+        if req.method == "GET":
+            ids = [i for i in (req.param("ids") or "").split(",") if i]
+            wanted = [f for f in (req.param("fields") or "").split(",") if f]
+        elif req.method == "POST":
+            body = req.json()
+            ids = body.get("ids") if isinstance(body, dict) else None
+            wanted = body.get("fields") if isinstance(body, dict) else None
+            if not isinstance(ids, list) or not isinstance(wanted, list):
+                raise ApiError(400, "JSON_PARSER_ERROR", 'Expected {"ids": [...], "fields": [...]}')
+        else:
+            raise _method_not_allowed(req.method, "GET, POST")
+        if not ids:
+            raise ApiError(400, "MISSING_ARGUMENT", "ids parameter is required")
+        if not wanted:
+            raise ApiError(400, "MISSING_ARGUMENT", "fields parameter is required")
+        if len(ids) > MAX_COLLECTION_RETRIEVE:
+            raise ApiError(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"cannot retrieve more than {MAX_COLLECTION_RETRIEVE} records in one call",
+            )
+        lookup = {n.lower(): n for n in obj.field_names}
+        names = []
+        for w in wanted:
+            name = lookup.get(str(w).strip().lower())
+            if name is None:
+                raise ApiError(400, "INVALID_FIELD", f"No such column '{w}' on entity '{obj.name}'")
+            names.append(name)
+        wanted_ids: list[str | None] = []
+        for i in ids:
+            try:
+                rec_id = to_id18(str(i))
+            except ValueError:
+                rec_id = None
+            ok = rec_id is not None and rec_id.startswith(obj.key_prefix)
+            wanted_ids.append(rec_id if ok else None)
+        rows = self.store.get_many(obj.name, [i for i in wanted_ids if i is not None])
+        out: list[dict[str, Any] | None] = []
+        for rec_id in wanted_ids:
+            row = rows.get(rec_id) if rec_id is not None else None
+            if row is None or row.get("IsDeleted"):
+                out.append(None)
+                continue
+            rec: dict[str, Any] = {
+                "attributes": {
+                    "type": obj.name,
+                    "url": f"/services/data/v{req.version}/sobjects/{obj.name}/{rec_id}",
+                }
+            }
+            for n in names:
+                rec[n] = json_value(obj.field(n), row[n])
+            out.append(rec)
+        return Response(200, out, records=len(ids))
 
     # -- Bulk API 2.0 ingest
 

@@ -1,11 +1,11 @@
 """Apply a stored plan to the CRM: re-read, guard, write in batches, read back, log every row.
 
 Rows are handled per CRM object (Account, Lead; one object per call), with the same guarantees.
-Per chunk of ledger rows: re-read the records (`Id IN (...)`); a field someone else changed
-since this run's read is a conflict (reported, never overwritten); a row already holding the
-desired values is `unchanged` (no call). The rest is written with sObject Collections (200 per
-call, allOrNone=false) or, above `bulk_threshold`, one Bulk API 2.0 job; results are matched
-by id. A read-back then confirms what the CRM says it saved. Per-record transient errors are
+Per chunk of up to 2,000 ledger rows: re-read the records (one sObject Collections retrieve); a
+field someone else changed since this run's read is a conflict (reported, never overwritten); a
+row already holding the desired values is `unchanged` (no call). The rest is written with sObject
+Collections (200 per call, allOrNone=false) or, above `bulk_threshold`, one Bulk API 2.0 job;
+results are matched by id. A read-back then confirms what the CRM says it saved. Per-record transient errors are
 retried in later rounds with capped backoff (at most `max_attempts` sends per record);
 permanent errors are `rejected` with the CRM's code and message.
 
@@ -202,11 +202,16 @@ class _Writer:
             if sendable is None:
                 return False
             if not bulk:
+                sent: list[LedgerRow] = []
                 for batch in _chunks(sendable, self.policy.batch_size):
                     if not self._allows(2):  # the write and its read-back
-                        return False
+                        break
                     self._send_collection(list(batch))
-                self._read_back([r for r in sendable])
+                    sent.extend(batch)
+                if sent:  # confirm what was sent, even when the budget stops the chunk
+                    self._read_back(sent)
+                if len(sent) < len(sendable):
+                    return False
             else:
                 to_send.extend(sendable)
         if bulk and to_send:

@@ -58,15 +58,19 @@ def text(value: object) -> str | None:
 def read_records(
     conn: Connection, sobject: str, ids: Sequence[str], fields: Iterable[str]
 ) -> dict[str, dict[str, str | None]]:
-    """Current values of `fields` for live `sobject` records in `ids` (absent: deleted/unknown)."""
+    """Current values of `fields` for live `sobject` records in `ids` (absent: deleted/unknown).
+
+    One sObject Collections retrieve (POST, up to 2,000 ids): a SOQL `Id IN (...)` travels in
+    the URL and fits only ~500 ids. Entries are matched by their `Id`, never by position.
+    """
     if not ids:
         return {}
     names = sorted(set(fields) - {"Id"})
-    quoted = ",".join(f"'{norm_id(i)}'" for i in ids)  # ids are validated 18-char, not user text
-    soql = f"SELECT Id, {', '.join(names)} FROM {sobject} WHERE Id IN ({quoted})"
+    body = {"ids": [norm_id(i) for i in ids], "fields": ["Id", *names]}
+    resp = conn.request("POST", f"composite/sobjects/{sobject}", json=body)
     out: dict[str, dict[str, str | None]] = {}
-    for page in conn.query_all_pages(soql):
-        for rec in page:
+    for rec in resp.json():  # type: ignore[attr-defined]
+        if rec is not None:
             out[norm_id(rec["Id"])] = {f: text(rec.get(f)) for f in names}
     return out
 

@@ -28,7 +28,7 @@ class WritePolicy:
     # How many previous plans make "recent runs" for the median guard (needs >= 3 of them).
     recent_runs: int = 10
     batch_size: int = 200  # sObject Collections hard limit
-    read_chunk: int = 500  # ids per `Id IN (...)` query; ~14 KB GET URL, under the 16 KB cap
+    read_chunk: int = 2000  # ids per sObject Collections retrieve (its POST limit)
     max_attempts: int = 5  # per record, across batches of one run
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
@@ -42,6 +42,8 @@ class WritePolicy:
                 raise ValueError(f"guards.{name} must be in (0, 1], got {value!r}")
         if not 1 <= self.batch_size <= 200:
             raise ValueError(f"batch_size must be in 1..200, got {self.batch_size}")
+        if not 1 <= self.read_chunk <= 2000:
+            raise ValueError(f"read_chunk must be in 1..2000, got {self.read_chunk}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
 

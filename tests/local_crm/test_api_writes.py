@@ -225,3 +225,45 @@ def test_request_log_separates_reads_from_writes(
     assert server.write_calls(since) == 1
     (write,) = [r for r in server.request_log(since) if r["is_write"]]
     assert (write["method"], write["status"], write["records"]) == ("PATCH", 200, 1)
+
+
+def test_collection_retrieve_answers_in_the_ids_order_with_null_for_what_it_cannot_show(
+    server: LocalCrmServer, sf: Salesforce, world: World
+) -> None:
+    deleted = world.accounts[2]
+    server.store.delete("Account", [deleted])
+    unknown = make_id("001", 999_999)
+    ids = [world.accounts[1], deleted, "not-an-id", world.reps[0], unknown, world.accounts[0][:15]]
+    body = {"ids": ids, "fields": ["id", "ownerid"]}
+    got = sf.restful("composite/sobjects/Account", method="POST", json=body)
+    assert [r and r["Id"] for r in got] == [
+        world.accounts[1],
+        None,
+        None,
+        None,
+        None,
+        world.accounts[0],
+    ]
+    assert got[0]["OwnerId"] == world.reps[0] and set(got[0]) == {"attributes", "Id", "OwnerId"}
+    # The GET form answers the same; the retrieve is a read, not a write.
+    since = server.last_request_seq()
+    params = {"ids": ",".join(ids), "fields": "Id,OwnerId"}
+    assert sf.restful("composite/sobjects/Account", method="GET", params=params) == got
+    assert server.write_calls(since) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"ids": ["x"] * 2001, "fields": ["Id"]}, 400, "EXCEEDED_ID_LIMIT"),
+        ({"ids": ["x"], "fields": ["Id", "Nope__c"]}, 400, "INVALID_FIELD"),
+        ({"ids": [], "fields": ["Id"]}, 400, "MISSING_ARGUMENT"),
+        ({"ids": ["x"]}, 400, "JSON_PARSER_ERROR"),
+    ],
+)
+def test_collection_retrieve_refuses_bad_requests(
+    raw: RawApi, body: dict, status: int, code: str
+) -> None:
+    resp = raw.call("POST", "composite/sobjects/Account", json=body)
+    assert resp.status_code == status
+    assert resp.json()[0]["errorCode"] == code

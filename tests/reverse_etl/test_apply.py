@@ -229,6 +229,30 @@ def test_permanent_errors_are_rejected_with_crm_code_matched_by_id(world: World)
     assert world.server.write_calls(seq) == 0
 
 
+def test_collections_path_reads_up_to_2000_records_in_one_call(tmp_path) -> None:  # noqa: ANN001
+    """The call budget (<= 10 per 1,000 changes): 1,500 changes = 1 re-read + 8 writes + 1
+    read-back; a SOQL `Id IN (...)` re-read fits ~500 ids in its URL and would need 3 + 3."""
+    world = build_world(tmp_path, n_accounts=1500)
+    try:
+        world.sync_changes("run-1", _rotate_owners(world, world.accounts))
+        plan = plan_write_back(world.warehouse, "run-1", policy=POLICY, clock=fixed_clock)
+        seq = world.server.last_request_seq()
+        report = apply_plan(world.connect(), world.warehouse, plan, clock=fixed_clock)
+        assert report.outcomes == {"applied": 1500}
+        paths = Counter(
+            (r["method"], r["path"].split("/data/")[-1].split("/", 1)[-1])
+            for r in world.server.request_log(seq)
+            if "oauth2" not in r["path"]
+        )
+        assert paths == {
+            ("POST", "composite/sobjects/Account"): 2,
+            ("PATCH", "composite/sobjects"): 8,
+        }
+        assert report.api_calls == 10
+    finally:
+        world.server.stop()
+
+
 def test_api_budget_guard_stops_before_the_cap_and_leaves_the_rest_planned(tmp_path) -> None:  # noqa: ANN001
     world = build_world(tmp_path, n_accounts=1500, api_limit=1000)
     try:
@@ -238,15 +262,15 @@ def test_api_budget_guard_stops_before_the_cap_and_leaves_the_rest_planned(tmp_p
         conn = world.connect()
         with world.store.connection() as con, con:
             key = f"api_usage:{world.store.clock.today().isoformat()}"
-            con.execute("INSERT OR REPLACE INTO _meta(key, value) VALUES (?, '840')", (key,))
+            # 5 calls left under the 85% cap (850): the re-read, then each write needs room for
+            # itself and the read-back, so 3 of the 8 writes go out and their read-back runs.
+            con.execute("INSERT OR REPLACE INTO _meta(key, value) VALUES (?, '845')", (key,))
         report = apply_plan(conn, world.warehouse, plan, clock=fixed_clock)
         assert report.stopped_by_budget
         used, limit = conn.api_usage or (0, 0)
         assert limit == 1000 and used <= 850
         counts = ledger.counts(world.warehouse, "run-1")
-        assert counts.get("applied", 0) > 0 and counts.get("planned", 0) > 0
-        assert set(counts) == {"applied", "planned"}
-        assert counts["applied"] + counts["planned"] == 1500
+        assert counts == {"applied": 600, "planned": 900}
     finally:
         world.server.stop()
 
