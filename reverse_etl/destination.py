@@ -10,6 +10,7 @@ returned to the writer, which decides what to retry.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from local_crm.db import to_id18
+from reverse_etl.plan import canonical_value
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +45,11 @@ class RecordOutcome:
     message: str | None = None
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def norm_id(value: str) -> str:
-    """18-char id, so 15/18-char forms of one record match."""
+    """18-char id, so 15/18-char forms of one record match (cached: a write-back normalises
+    each id of a chunk several times, on its re-read, write results and read-back)."""
     return to_id18(str(value))
-
-
-def text(value: object) -> str | None:
-    """The CRM's JSON value as the ledger's canonical text (dates already come as ISO text)."""
-    from reverse_etl.plan import canonical_value
-
-    return canonical_value(value)
 
 
 def read_records(
@@ -71,7 +68,7 @@ def read_records(
     out: dict[str, dict[str, str | None]] = {}
     for rec in resp.json():  # type: ignore[attr-defined]
         if rec is not None:
-            out[norm_id(rec["Id"])] = {f: text(rec.get(f)) for f in names}
+            out[norm_id(rec["Id"])] = {f: canonical_value(rec.get(f)) for f in names}
     return out
 
 
