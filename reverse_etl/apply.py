@@ -518,9 +518,8 @@ def _recover(
         clock,
     )
     by_run: dict[str, list[LedgerRow]] = {}
-    for row in ledger.rows(warehouse_path, (RETRY,)):
-        if row.change_key in {r.change_key for r in rows}:
-            by_run.setdefault(row.run_id, []).append(row)
+    for row in ledger.rows(warehouse_path, (RETRY,), change_keys=_keys(rows)):
+        by_run.setdefault(row.run_id, []).append(row)
     for run_id, run_rows in sorted(by_run.items()):
         sub = ApplyReport(run_id)
         _Writer(conn, warehouse_path, policy, sub, sleep, clock, on_event).run(run_rows)
