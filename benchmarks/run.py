@@ -186,11 +186,15 @@ def _machine() -> str:
 
 
 def _commit() -> str:
+    """The commit measured, and whether uncommitted changes were measured with it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO_ROOT), *args],
+                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+
     try:
-        return subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip() + " (+ working tree)"  # fmt: skip
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + (" (+ working tree)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
