@@ -5,9 +5,9 @@ Per chunk of up to 2,000 ledger rows: re-read the records (one sObject Collectio
 field someone else changed since this run's read is a conflict (reported, never overwritten); a
 row already holding the desired values is `unchanged` (no call). The rest is written with sObject
 Collections (200 per call, allOrNone=false) or, above `bulk_threshold`, one Bulk API 2.0 job;
-results are matched by id. A read-back then confirms what the CRM says it saved. Per-record transient errors are
-retried in later rounds with capped backoff (at most `max_attempts` sends per record);
-permanent errors are `rejected` with the CRM's code and message.
+results are matched by id. A read-back then confirms what the CRM says it saved. Per-record
+transient errors are retried in later rounds with capped backoff (at most `max_attempts` sends
+per record); permanent errors are `rejected` with the CRM's code and message.
 
 Every ledger state is committed before and after each CRM call, so `recover` can finish any
 run killed midway: writes set absolute values, and a row is re-sent only when the CRM still

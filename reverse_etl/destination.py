@@ -33,8 +33,6 @@ class Connection(Protocol):
 
     def request(self, method: str, path: str, **kwargs: object) -> object: ...
 
-    def query_all_pages(self, soql: str, include_deleted: bool = False) -> Iterable[list[dict]]: ...
-
 
 @dataclass(frozen=True)
 class RecordOutcome:

@@ -30,9 +30,6 @@ class _Conn:
         found = [self.records.get(i) for i in body["ids"]]  # type: ignore[index]
         return _Response(list(reversed(found)))
 
-    def query_all_pages(self, soql: str, include_deleted: bool = False) -> list:
-        raise AssertionError("reads go through sObject Collections, not SOQL")
-
 
 def test_read_records_matches_entries_by_id_not_position() -> None:
     a, b, gone = (make_id("001", n) for n in (1, 2, 3))
