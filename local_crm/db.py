@@ -837,15 +837,12 @@ class CrmStore:
 
     def get(self, object_name: str, record_id: str) -> dict[str, Any] | None:
         """One record by Id as a dict of storage values (deleted rows included)."""
-        obj = get_object(object_name)
-        with self.connection() as con:
-            row = con.execute(
-                f'SELECT * FROM {qi(obj.name)} WHERE "Id" = ?', (to_id18(record_id),)
-            ).fetchone()
-        return dict(zip(obj.field_names, row, strict=True)) if row else None
+        rec_id = to_id18(record_id)
+        return self.get_many(object_name, [rec_id]).get(rec_id)
 
     def get_many(self, object_name: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Records by 18-char Id, one query per 500 ids (SQLite's bound-parameter budget)."""
+        """Records by 18-char Id (deleted rows included), one query per 500 ids (SQLite's
+        bound-parameter budget)."""
         obj = get_object(object_name)
         out: dict[str, dict[str, Any]] = {}
         with self.connection() as con:

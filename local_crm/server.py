@@ -582,20 +582,17 @@ class CrmApi:
         if row.get("IsDeleted"):
             raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
         wanted = req.param("fields")
-        names = obj.field_names
-        if wanted:
-            lookup = {n.lower(): n for n in names}
-            names = []
-            for w in wanted.split(","):
-                if w.strip().lower() not in lookup:
-                    raise ApiError(
-                        400, "INVALID_FIELD", f"No such column '{w.strip()}' on entity '{obj.name}'"
-                    )
-                names.append(lookup[w.strip().lower()])
+        names = _field_names(obj, wanted.split(",")) if wanted else obj.field_names
+        return Response(200, self._record_json(req, obj, row, names), records=1)
+
+    def _record_json(
+        self, req: _Request, obj: SObject, row: dict[str, Any], names: list[str]
+    ) -> dict[str, Any]:
+        """One stored row as the API shows a record: attributes, then the asked fields."""
         rec: dict[str, Any] = {
             "attributes": {
                 "type": obj.name,
-                "url": f"/services/data/v{req.version}/sobjects/{obj.name}/{rec_id}",
+                "url": f"/services/data/v{req.version}/sobjects/{obj.name}/{row['Id']}",
             }
         }
         if "IsArchived" in names and obj.name in ("Task", "Event"):
@@ -603,7 +600,7 @@ class CrmApi:
             row["IsArchived"] = int(bool(row.get("ActivityDate")) and row["ActivityDate"] < cutoff)
         for n in names:
             rec[n] = json_value(obj.field(n), row[n])
-        return Response(200, rec, records=1)
+        return rec
 
     def _create(
         self, req: _Request, obj: SObject, records: list[dict], all_or_none: bool = False
@@ -695,13 +692,7 @@ class CrmApi:
                 "EXCEEDED_ID_LIMIT",
                 f"cannot retrieve more than {MAX_COLLECTION_RETRIEVE} records in one call",
             )
-        lookup = {n.lower(): n for n in obj.field_names}
-        names = []
-        for w in wanted:
-            name = lookup.get(str(w).strip().lower())
-            if name is None:
-                raise ApiError(400, "INVALID_FIELD", f"No such column '{w}' on entity '{obj.name}'")
-            names.append(name)
+        names = _field_names(obj, [str(w) for w in wanted])
         wanted_ids: list[str | None] = []
         for i in ids:
             try:
@@ -716,16 +707,8 @@ class CrmApi:
             row = rows.get(rec_id) if rec_id is not None else None
             if row is None or row.get("IsDeleted"):
                 out.append(None)
-                continue
-            rec: dict[str, Any] = {
-                "attributes": {
-                    "type": obj.name,
-                    "url": f"/services/data/v{req.version}/sobjects/{obj.name}/{rec_id}",
-                }
-            }
-            for n in names:
-                rec[n] = json_value(obj.field(n), row[n])
-            out.append(rec)
+            else:
+                out.append(self._record_json(req, obj, row, names))
         return Response(200, out, records=len(ids))
 
     # -- Bulk API 2.0 ingest
@@ -1283,6 +1266,20 @@ def _object_or_404(name: str, status: int = 404) -> SObject:
             status, code, f"The requested resource does not exist: sObject type '{name}'"
         )
     return OBJECTS[name]
+
+
+def _field_names(obj: SObject, wanted: list[str]) -> list[str]:
+    """The asked field names in the schema's spelling (the API is case-insensitive)."""
+    lookup = {n.lower(): n for n in obj.field_names}
+    names = []
+    for w in wanted:
+        name = lookup.get(w.strip().lower())
+        if name is None:
+            raise ApiError(
+                400, "INVALID_FIELD", f"No such column '{w.strip()}' on entity '{obj.name}'"
+            )
+        names.append(name)
+    return names
 
 
 def _check_collection_size(n: int) -> None:
