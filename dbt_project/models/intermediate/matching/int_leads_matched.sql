@@ -80,13 +80,13 @@ account_keys as (
         accounts.account_id,
         case when free_mail_domains.web_domain is null then accounts.web_domain end
             as matchable_domain,
-        {{ normalize_company_name('accounts.account_name') }} as account_company_key
+        accounts.company_key as account_company_key
     from accounts
     left join free_mail_domains
         on accounts.web_domain = free_mail_domains.web_domain
 ),
 
-{#- Every proper word-prefix of a normalised company name ('acme robotics eu' -> 'acme robotics',
+{# Every proper word-prefix of a normalised company name ('acme robotics eu' -> 'acme robotics',
     'acme'): keys are trimmed with single blanks, so `a` is `b` plus more words exactly when `a`
     is one of `b`'s word-prefixes. -#}
 lead_name_prefixes as (

@@ -1,23 +1,27 @@
+{#- Live Contacts: the latest versions in base_salesforce__contacts without deletes and without
+    the ids the latest data-contract run quarantined (a view, as stg_salesforce__accounts). -#}
+{{ config(materialized='view') }}
+
 with
 
-source as (
-    {{ latest_versions(source('salesforce', 'contact')) }}
+versions as (
+    select * from {{ ref('base_salesforce__contacts') }}
 ),
 
-renamed as (
+live as (
     select
-        cast(id as {{ dbt.type_string() }}) as contact_id,
+        contact_id,
         account_id,
         owner_id,
-        lower(trim(email)) as email,
+        email,
         title,
-        coalesce(is_key_contact_c, false) as is_key_contact,
-        created_date as created_at,
-        system_modstamp as modified_at
-    from source
+        is_key_contact,
+        created_at,
+        modified_at
+    from versions
     where
         not is_deleted
-        and {{ is_not_quarantined('Contact') }}
+        and {{ is_not_quarantined('Contact', 'contact_id') }}
 )
 
-select * from renamed
+select * from live
