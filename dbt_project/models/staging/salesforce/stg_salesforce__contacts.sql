@@ -1,5 +1,6 @@
 {#- Live Contacts: the latest versions in base_salesforce__contacts without deletes and without
-    the ids the latest data-contract run quarantined (a view, as stg_salesforce__accounts). -#}
+    the ids the latest data-contract run quarantined. A view: its one reader
+    (int_engagement_activities_resolved) reads it once. -#}
 {{ config(materialized='view') }}
 
 with
