@@ -213,7 +213,6 @@ def test_deleted_records_are_counted_not_dropped(built_world: BuiltWorld, tmp_pa
         [
             "build",
             "--select",
-            "base_salesforce__accounts",
             "stg_salesforce__accounts",
             "stg_salesforce__deleted_records",
             "--indirect-selection",

@@ -80,7 +80,7 @@ account_keys as (
         accounts.account_id,
         case when free_mail_domains.web_domain is null then accounts.web_domain end
             as matchable_domain,
-        accounts.company_key as account_company_key
+        {{ normalize_company_name('accounts.account_name') }} as account_company_key
     from accounts
     left join free_mail_domains
         on accounts.web_domain = free_mail_domains.web_domain

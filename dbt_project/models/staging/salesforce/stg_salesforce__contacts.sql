@@ -1,28 +1,23 @@
-{#- Live Contacts: the latest versions in base_salesforce__contacts without deletes and without
-    the ids the latest data-contract run quarantined. A view: its one reader
-    (int_engagement_activities_resolved) reads it once. -#}
-{{ config(materialized='view') }}
-
 with
 
-versions as (
-    select * from {{ ref('base_salesforce__contacts') }}
+source as (
+    {{ latest_versions(source('salesforce', 'contact')) }}
 ),
 
-live as (
+renamed as (
     select
-        contact_id,
+        cast(id as {{ dbt.type_string() }}) as contact_id,
         account_id,
         owner_id,
-        email,
+        lower(trim(email)) as email,
         title,
-        is_key_contact,
-        created_at,
-        modified_at
-    from versions
+        coalesce(is_key_contact_c, false) as is_key_contact,
+        created_date as created_at,
+        system_modstamp as modified_at
+    from source
     where
         not is_deleted
-        and {{ is_not_quarantined('Contact', 'contact_id') }}
+        and {{ is_not_quarantined('Contact') }}
 )
 
-select * from live
+select * from renamed
