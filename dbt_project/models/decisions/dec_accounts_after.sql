@@ -29,24 +29,50 @@ distributions as (
 ),
 
 applied as (
-    select account_id, decision_kind, to_owner_id, to_state, reason, rest_until_date
+    select
+        account_id,
+        decision_kind,
+        to_owner_id,
+        to_state,
+        reason,
+        rest_until_date
     from returns
     where decision_kind = 'return'
     union all
-    select account_id, decision_kind, to_owner_id, to_state, reason, rest_until_date
+    select
+        account_id,
+        decision_kind,
+        to_owner_id,
+        to_state,
+        reason,
+        rest_until_date
     from retrievals
     where decision_kind = 'retrieve'
     union all
-    select account_id, decision_kind, to_owner_id, to_state, reason, rest_until_date
+    select
+        account_id,
+        decision_kind,
+        to_owner_id,
+        to_state,
+        reason,
+        rest_until_date
     from signal_routes
     where decision_kind = 'signal_route'
     union all
-    select account_id, decision_kind, to_owner_id, to_state, reason, rest_until_date
+    select
+        account_id,
+        decision_kind,
+        to_owner_id,
+        to_state,
+        reason,
+        rest_until_date
     from distributions
 ),
 
 processed_requests as (
-    select account_id, decision_kind as request_outcome
+    select
+        account_id,
+        decision_kind as request_outcome
     from returns
 ),
 

@@ -27,9 +27,13 @@ retrievals as (
 ),
 
 moved_to_pool as (
-    select account_id from returns where decision_kind = 'return'
+    select account_id
+    from returns
+    where decision_kind = 'return'
     union all
-    select account_id from retrievals where decision_kind = 'retrieve'
+    select account_id
+    from retrievals
+    where decision_kind = 'retrieve'
 ),
 
 keyed as (
@@ -42,7 +46,7 @@ keyed as (
         {%- endif %}
         case
             when accounts.owner_kind = 'rep'
-                and accounts.account_id not in (select account_id from moved_to_pool)
+                and accounts.account_id not in (select moved_to_pool.account_id from moved_to_pool)
                 then 1
             else 0
         end as is_in_rep_book,
@@ -75,16 +79,16 @@ ready_members as (
         row_number() over (
             partition by keyed.unit_id
             order by
-                case when keyed.is_family_head then 0 else 1 end,
+                case when keyed.is_family_head then 0 else 1 end asc,
                 keyed.priority_score desc,
-                keyed.account_id
+                keyed.account_id asc
         ) as member_order
     from keyed
     inner join unit_blocks
         on keyed.unit_id = unit_blocks.unit_id
     where
         keyed.state = 'ready'
-        and keyed.account_id not in (select account_id from moved_to_pool)
+        and keyed.account_id not in (select moved_to_pool.account_id from moved_to_pool)
         {%- if family_rule == 'family_to_one_rep' %}
         and unit_blocks.has_member_in_book = 0
         {%- if converted_rule == 'exclude_family' %}
@@ -107,7 +111,9 @@ units as (
 ),
 
 lead_members as (
-    select unit_id, segment_key
+    select
+        unit_id,
+        segment_key
     from ready_members
     where member_order = 1
 ),

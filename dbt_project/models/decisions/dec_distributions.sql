@@ -32,7 +32,9 @@ returns as (
 ),
 
 returned_count as (
-    select from_owner_id as rep_id, count(*) as returned_count
+    select
+        from_owner_id as rep_id,
+        count(*) as returned_count
     from returns
     where decision_kind = 'return'
     group by from_owner_id
@@ -114,11 +116,11 @@ pool_units as (
         blocked_rep_id
     from candidates_source
     where unit_id not in (
-        select candidates_source.unit_id
-        from candidates_source
+        select routed_candidates.unit_id
+        from candidates_source as routed_candidates
         inner join signal_routes
             on
-                candidates_source.account_id = signal_routes.account_id
+                routed_candidates.account_id = signal_routes.account_id
                 and signal_routes.decision_kind = 'signal_route'
     )
 ),
@@ -144,7 +146,11 @@ intent_allowed as (
 ),
 
 intent_limits as (
-    select rep_id, pick_limit as total_room, pick_limit as first_room, 0 as second_room
+    select
+        rep_id,
+        pick_limit as total_room,
+        pick_limit as first_room,
+        0 as second_room
     from intent_slots
 ),
 
@@ -160,7 +166,9 @@ intent_kept as (
 ),
 
 intent_use as (
-    select rep_id, sum(unit_weight) as intent_used
+    select
+        rep_id,
+        sum(unit_weight) as intent_used
     from intent_kept
     group by rep_id
 ),
@@ -183,7 +191,7 @@ fit_slots as (
 fit_units as (
     select *
     from pool_units
-    where unit_id not in (select unit_id from intent_kept)
+    where unit_id not in (select intent_kept.unit_id from intent_kept)
 ),
 
 {{ decisions_fair_assign_ctes(
@@ -198,7 +206,11 @@ fit_allowed as (
 ),
 
 fit_limits as (
-    select rep_id, pick_limit as total_room, pick_limit as first_room, 0 as second_room
+    select
+        rep_id,
+        pick_limit as total_room,
+        pick_limit as first_room,
+        0 as second_room
     from fit_slots
 ),
 
@@ -213,12 +225,22 @@ fit_kept as (
 
 kept as (
     select
-        unit_id, rep_id, segment_key, round_number, pick_number, candidate_rank,
+        unit_id,
+        rep_id,
+        segment_key,
+        round_number,
+        pick_number,
+        candidate_rank,
         'intent' as slot_kind
     from intent_kept
     union all
     select
-        unit_id, rep_id, segment_key, round_number, pick_number, candidate_rank,
+        unit_id,
+        rep_id,
+        segment_key,
+        round_number,
+        pick_number,
+        candidate_rank,
         'fit' as slot_kind
     from fit_kept
 ),

@@ -80,7 +80,9 @@ final as (
             run_context.cycle_mode = 'full'
             or (
                 run_context.cycle_mode = 'signals'
-                and rep_owned_accounts.account_id in (select account_id from cycle_accounts)
+                and rep_owned_accounts.account_id in (
+                    select cycle_accounts.account_id from cycle_accounts
+                )
             )
         )
         and leads.created_date <= run_context.as_of_date

@@ -31,25 +31,34 @@ accounts as (
 {%- set history = adapter.get_relation(
     database=target.database, schema='decisions', identifier='book_decisions'
 ) %}
+
 already_given as (
     {%- if history is not none %}
-    select to_owner_id as rep_id, count(distinct account_id) as given_count
+    select
+        to_owner_id as rep_id,
+        count(distinct account_id) as given_count
     from {{ history }}
     where
         as_of_date = (select as_of_date from run_context)
         and decision_kind in ('distribute', 'signal_route')
     group by to_owner_id
     {%- else %}
-    select rep_id, 0 as given_count
+    select
+        rep_id,
+        0 as given_count
     from reps
     where 1 = 0
     {%- endif %}
 ),
 
 moved_to_pool as (
-    select account_id from returns where decision_kind = 'return'
+    select account_id
+    from returns
+    where decision_kind = 'return'
     union all
-    select account_id from retrievals where decision_kind = 'retrieve'
+    select account_id
+    from retrievals
+    where decision_kind = 'retrieve'
 ),
 
 owned_after as (
@@ -60,13 +69,21 @@ owned_after as (
     from accounts
     where
         state in ('working', 'stale')
-        and account_id not in (select account_id from moved_to_pool)
+        and account_id not in (select moved_to_pool.account_id from moved_to_pool)
     group by owner_id
 ),
 
-{#- int_reps_capacity's split: in-market owned accounts fill intent slots first (up to the
+intent_counts_before as (
+    select
+        rep_id,
+        max(case when slot_kind = 'intent' then current_count else 0 end) as current_count
+    from reps
+    group by rep_id
+),
+
+{# int_reps_capacity's split: in-market owned accounts fill intent slots first (up to the
     intent count it reports), the rest count against fit; so after steps 1-2 the intent count
-    is least(in-market owned after, intent count before). -#}
+    is least(in-market owned after, intent count before). #}
 counts_after as (
     select
         reps.rep_id,
@@ -74,24 +91,21 @@ counts_after as (
         case
             when reps.slot_kind = 'intent'
                 then case
-                    when coalesce(owned_after.owned_in_market_count, 0) < intent_before.current_count
+                    when coalesce(owned_after.owned_in_market_count, 0)
+                        < intent_counts_before.current_count
                         then coalesce(owned_after.owned_in_market_count, 0)
-                    else intent_before.current_count
+                    else intent_counts_before.current_count
                 end
             else coalesce(owned_after.owned_count, 0) - case
-                when coalesce(owned_after.owned_in_market_count, 0) < intent_before.current_count
+                when coalesce(owned_after.owned_in_market_count, 0)
+                    < intent_counts_before.current_count
                     then coalesce(owned_after.owned_in_market_count, 0)
-                else intent_before.current_count
+                else intent_counts_before.current_count
             end
         end as count_after
     from reps
-    inner join (
-        select rep_id, max(case when slot_kind = 'intent' then current_count else 0 end)
-            as current_count
-        from reps
-        group by rep_id
-    ) as intent_before
-        on reps.rep_id = intent_before.rep_id
+    inner join intent_counts_before
+        on reps.rep_id = intent_counts_before.rep_id
     left join owned_after
         on reps.rep_id = owned_after.rep_id
 ),
@@ -103,10 +117,17 @@ eligible_reps as (
         row_number() over (partition by segment_key order by rep_id) - 1 as rep_ordinal,
         count(*) over (partition by segment_key) as segment_rep_count
     from (
-        select distinct rep_id, segment_key
+        select distinct
+            rep_id,
+            segment_key
         from reps
         where is_eligible and segment_key is not null
     ) as distinct_reps
+),
+
+run_index_context as (
+    select {{ decisions_run_index('as_of_date') }} as run_index
+    from run_context
 ),
 
 rotated as (
@@ -117,9 +138,7 @@ rotated as (
             'eligible_reps.rep_ordinal - run_context.run_index', 'eligible_reps.segment_rep_count'
         ) }} as rotation_position
     from eligible_reps
-    cross join (
-        select {{ decisions_run_index('as_of_date') }} as run_index from run_context
-    ) as run_context
+    cross join run_index_context as run_context
 ),
 
 final as (

@@ -29,18 +29,22 @@ pool_loads_before as (
     select * from {{ ref('dec_pool_loads') }}
 ),
 
+returns_per_pool_user as (
+    select
+        to_owner_id,
+        count(*) as returned_count
+    from returns
+    where decision_kind = 'return'
+    group by to_owner_id
+),
+
 pool_loads as (
     select
         pool_loads_before.pool_user_id,
-        pool_loads_before.pool_load + coalesce(returned.returned_count, 0) as pool_load
+        pool_loads_before.pool_load + coalesce(returns_per_pool_user.returned_count, 0) as pool_load
     from pool_loads_before
-    left join (
-        select to_owner_id, count(*) as returned_count
-        from returns
-        where decision_kind = 'return'
-        group by to_owner_id
-    ) as returned
-        on pool_loads_before.pool_user_id = returned.to_owner_id
+    left join returns_per_pool_user
+        on pool_loads_before.pool_user_id = returns_per_pool_user.to_owner_id
 ),
 
 pushed_opportunities as (
@@ -62,7 +66,9 @@ retrievable as (
         and accounts.owner_kind = 'rep'
         and not coalesce(accounts.has_open_opportunity, false)
         and accounts.account_id not in (
-            select returns.account_id from returns where returns.decision_kind = 'return'
+            select returns.account_id
+            from returns
+            where returns.decision_kind = 'return'
         )
 ),
 

@@ -34,7 +34,7 @@ requests as (
             run_context.cycle_mode = 'full'
             or (
                 run_context.cycle_mode = 'returns'
-                and accounts.account_id in (select account_id from cycle_accounts)
+                and accounts.account_id in (select cycle_accounts.account_id from cycle_accounts)
             )
         )
 ),
@@ -84,7 +84,9 @@ decided as (
 ),
 
 accepted as (
-    select account_id from decided where rejection_reason is null
+    select account_id
+    from decided
+    where rejection_reason is null
 ),
 
 {{ decisions_pool_fill_ctes('pool_assignment', 'accepted', 'pool_loads') }},
@@ -104,10 +106,7 @@ final as (
         end as to_owner_id,
         decided.state as from_state,
         decided.to_state,
-        case
-            when decided.rejection_reason is null then decided.pending_return_reason
-            else decided.rejection_reason
-        end as reason,
+        coalesce(decided.rejection_reason, decided.pending_return_reason) as reason,
         case
             when decided.rejection_reason is null
                 then 'R9 return: ' || decided.pending_return_reason || ' -> ' || decided.to_state

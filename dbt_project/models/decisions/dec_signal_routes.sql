@@ -43,7 +43,9 @@ in_scope_units as (
         run_context.cycle_mode = 'full'
         or (
             run_context.cycle_mode = 'signals'
-            and candidates_source.account_id in (select account_id from cycle_accounts)
+            and candidates_source.account_id in (
+                select cycle_accounts.account_id from cycle_accounts
+            )
         )
 ),
 
@@ -81,7 +83,7 @@ hot_units as (
     from candidates_source
     where
         is_unit_hot
-        and unit_id in (select unit_id from in_scope_units)
+        and unit_id in (select in_scope_units.unit_id from in_scope_units)
 ),
 
 {{ decisions_fair_assign_ctes(
@@ -143,9 +145,13 @@ routes as (
 ),
 
 moved_to_pool as (
-    select account_id from returns where decision_kind = 'return'
+    select account_id
+    from returns
+    where decision_kind = 'return'
     union all
-    select account_id from retrievals where decision_kind = 'retrieve'
+    select account_id
+    from retrievals
+    where decision_kind = 'retrieve'
 ),
 
 flags as (
@@ -175,10 +181,10 @@ flags as (
             run_context.cycle_mode = 'full'
             or (
                 run_context.cycle_mode = 'signals'
-                and accounts.account_id in (select account_id from cycle_accounts)
+                and accounts.account_id in (select cycle_accounts.account_id from cycle_accounts)
             )
         )
-        and accounts.account_id not in (select account_id from moved_to_pool)
+        and accounts.account_id not in (select moved_to_pool.account_id from moved_to_pool)
 ),
 
 unioned as (

@@ -34,9 +34,16 @@ received as (
             order by new_accounts.step_order, new_accounts.pick_number, new_accounts.account_id
         ) as pair_number
     from (
-        select *, 1 as step_order from signal_routes where decision_kind = 'signal_route'
+        select
+            *,
+            1 as step_order
+        from signal_routes
+        where decision_kind = 'signal_route'
         union all
-        select *, 2 as step_order from distributions
+        select
+            *,
+            2 as step_order
+        from distributions
     ) as new_accounts
 ),
 

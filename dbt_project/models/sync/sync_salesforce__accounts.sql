@@ -32,7 +32,7 @@ desired as (
         crm_accounts.pending_return_reason as before_return_requested_c,
         crm_accounts.return_requested_by_id as before_return_requested_by_c,
 
-        accounts_after.owner_id as owner_id,
+        accounts_after.owner_id,
         accounts_after.state as book_status_c,
         accounts_after.last_meaningful_touch_date as last_touch_date_c,
         case
