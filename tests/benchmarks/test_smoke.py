@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from benchmarks import run
+from benchmarks import ab, run
 from benchmarks.results import DAGSTER, KINDS, STAGES
 from benchmarks.scaling import exponent
 
@@ -74,6 +74,35 @@ def test_every_stage_ran_and_was_measured(results) -> None:
     assert wb["data"]["changes"] > 0 and wb["data"]["api_calls"] > 0
     daily = next(s for s in data["kinds"]["daily"]["stages"] if s["name"] == "extract")
     assert 0 < daily["data"]["crm_rows_loaded"] < data["activities"]
+
+
+@pytest.mark.slow
+def test_ab_builds_both_versions_on_a_copy_and_finds_the_same_rows(home: Path, results) -> None:
+    """The A/B script on the smoke run's warehouse, this checkout against itself: both
+    versions timed, every model fingerprinted, the same rows, the source file untouched."""
+    warehouse = home / "cache" / "work" / "S-500" / "direct" / "wh" / "warehouse.duckdb"
+    before = warehouse.stat().st_mtime_ns
+    text = ab.main(["--a", ab.WORKTREE, "--warehouse", str(warehouse), "--runs", "2",
+                    "--selector", "books_cycle", "--scratch", str(home / "ab")])  # fmt: skip
+    assert warehouse.stat().st_mtime_ns == before
+    assert "run 2 " in text and "B/A = " in text
+    same = [line for line in text.splitlines() if line.startswith("same rows in all ")]
+    assert same and int(same[0].split()[4]) >= 50, text
+    assert "NOT DETERMINISTIC" not in text, text
+
+
+def test_ab_report_names_models_that_differ_or_are_unstable() -> None:
+    def version(label: str, *prints: dict) -> ab.Version:
+        v = ab.Version(label, label, Path("."), Path("."), walls=[1.0] * len(prints))
+        v.fingerprints = list(prints)
+        return v
+
+    a = version("A", {"m1": (1, 10), "m2": (2, 20)}, {"m1": (1, 10), "m2": (2, 20)})
+    b = version("B", {"m1": (1, 10), "m2": (2, 21)}, {"m1": (1, 11), "m2": (2, 21)})
+    text = ab.report(a, b, top=3)
+    assert "rows differ in 2 models" in text
+    assert "NOT DETERMINISTIC: B's own 2 builds disagree in m1" in text
+    assert "A's own" not in text
 
 
 def test_growth_exponent_recovers_the_power() -> None:

@@ -20,7 +20,7 @@ components as (
 component_totals as (
     select
         account_id,
-        sum(score_contribution) as fit_score,
+        {{ exact_sum('score_contribution') }} as fit_score,
         count(*) as component_count,
         {{ dbt.concat(["''"] + fit_explanation_slots(rule_slots)) }} as explanation_text
     from components

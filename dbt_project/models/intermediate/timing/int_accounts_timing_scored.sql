@@ -1,7 +1,8 @@
 {#- Timing score per account (R4): per signal type the strongest decayed signal, summed over
     types and capped at 100 (several signals of one type do not stack: ten intent rows are
     one surge). is_in_market / is_hot by the policy thresholds; the strongest signal type is
-    the reason (ties broken by type name). -#}
+    the reason (ties broken by type name). The sum is exact (exact_sum), so the score, and
+    which side of a threshold it falls, is the same in every build. -#}
 with
 
 accounts as (
@@ -36,7 +37,7 @@ ranked_types as (
 totals as (
     select
         account_id,
-        sum(type_score) as raw_timing_score,
+        {{ exact_sum('type_score') }} as raw_timing_score,
         sum(signal_count) as signal_count
     from per_type
     group by account_id

@@ -61,9 +61,10 @@ books as (
         {%- for state in states %}
         sum(case when state = '{{ state }}' then 1 else 0 end) as {{ state }}_count,
         {%- endfor %}
-        sum(case when state in ('working', 'stale') then priority_score else 0 end)
+        {{ exact_sum("case when state in ('working', 'stale') then priority_score else 0 end") }}
             as book_value_priority,
-        sum(case when state in ('working', 'stale') then fit_score else 0 end) as book_value_fit,
+        {{ exact_sum("case when state in ('working', 'stale') then fit_score else 0 end") }}
+            as book_value_fit,
         sum(case when state in ('working', 'stale') and is_in_market then 1 else 0 end)
             as in_market_count,
         count(*) as owned_count
