@@ -29,6 +29,9 @@ NEW_TO_BOOK = ("signal_route", "distribute")
 SIGNALS_KINDS = {"signal_route", "signal_flag", "lead_route"}
 RETURNS_KINDS = {"return", "return_rejected", "distribute", "swap"}
 
+# ~10 minutes in CI (500 worlds per property): queued first (tests/conftest.py)
+pytestmark = pytest.mark.long_pole
+
 
 def run_world(
     engine: CompiledRunner,

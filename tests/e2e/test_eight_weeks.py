@@ -20,7 +20,7 @@ import pytest
 
 from tests.e2e.conftest import REST_DAYS_RETRIEVED, WEEKS, Simulation, WeekSnapshot
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long_pole]
 
 OWNER_MOVES = ("return", "retrieve", "signal_route", "distribute")
 NEW_ACCOUNT_KINDS = ("distribute", "signal_route")
