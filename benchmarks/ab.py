@@ -39,6 +39,11 @@ from pathlib import Path
 
 import duckdb
 
+if __package__ in (None, ""):  # `python benchmarks/ab.py`: make the repo importable, as run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.stages import dbt_vars  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 WORKTREE = "WORKTREE"
 
@@ -104,8 +109,6 @@ def remake_daily_delta(warehouse: Path) -> None:
 def build(version: Version, warehouse: Path, args: argparse.Namespace) -> float:
     """One `dbt build` of `version` in a fresh process; its wall seconds (per-model dbt times
     are kept). A failed build stops the comparison: its times would mean nothing."""
-    from policy import load_policy, policy_dbt_vars
-
     target = version.work / "target"
     command = [
         str(Path(sys.executable).with_name("dbt")), "build",
@@ -113,7 +116,7 @@ def build(version: Version, warehouse: Path, args: argparse.Namespace) -> float:
         "--profiles-dir", str(version.root / "dbt_project"),
         "--target-path", str(target),
         "--log-path", str(version.work / "logs"),
-        "--vars", json.dumps(policy_dbt_vars(load_policy(REPO / "books.yml"))),
+        "--vars", json.dumps(dbt_vars(str(REPO / "books.yml"))),
         "--selector", args.selector,
         "--quiet",
     ]  # fmt: skip
