@@ -219,6 +219,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _exit_code(getattr(summary, "cycle", summary))
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from orchestration.runner import analytics_path
+    from warehouse.explain import ExplainError, explain_account
+
+    paths, _ = _prepare(args)
+    try:
+        lines = explain_account(analytics_path(paths.warehouse), args.account_id)
+    except ExplainError as exc:
+        raise UserError(str(exc)) from None
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def cmd_local_crm_serve(args: argparse.Namespace) -> int:
     paths, _ = _prepare(args)
     if not paths.crm_db.exists():
@@ -325,6 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long for another cycle holding the warehouse (default: exit at once)",
     )
     run.set_defaults(func=cmd_run)
+
+    explain = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="one account's story: state, scores, decisions, why the last run chose it or not",
+        description="Print an account's current state and owner, its scores with their parts, "
+        "every decision about it, and what the last run that considered it decided and why. "
+        "Reads the analytics file, so it works while a cycle runs.",
+    )
+    explain.add_argument("account_id", metavar="ACCOUNT_ID", help="the Salesforce Account Id")
+    explain.set_defaults(func=cmd_explain)
 
     gen = sub.add_parser(
         "generate",

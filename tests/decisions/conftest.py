@@ -26,6 +26,8 @@ INPUTS = (
 TARGETS = (
     "book_decisions",
     "dec_accounts_after",
+    "dec_run_candidates",
+    "dec_run_rep_capacity",
     "dec_ownership_skew_warnings",
     "sync_salesforce__accounts",
 )

@@ -14,6 +14,8 @@ import polars as pl
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from tests.decisions.compiled_sql import CompiledRunner
+
 SEGMENTS = ("enterprise", "midmarket", "smb", "startup")
 REASONS = ("bad_data", "disqualified", "not_now", "get_back_to_me", "no_response", "duplicate")
 OWNED_STATES = ("working", "stale", "converted")
@@ -140,7 +142,9 @@ class World:
         }
 
     def capacity_rows(self) -> list[dict]:
-        """int_reps_capacity rows: in-market owned accounts fill intent first (its split rule)."""
+        """int_reps_capacity rows: in-market owned accounts fill intent first, the rest fill fit,
+        then any intent slot still free (the capacity model). The engine recounts books from
+        the accounts; only the capacities here decide."""
         rows = []
         for rep in self.reps:
             owned = [
@@ -148,7 +152,11 @@ class World:
                 if a["owner_id"] == rep.rep_id and a["state"] in ("working", "stale")
             ]  # fmt: skip
             in_market = sum(1 for a in owned if a["is_in_market"])
-            intent_count = min(in_market, rep.intent_capacity)
+            intent_count = min(
+                rep.intent_capacity,
+                min(in_market, rep.intent_capacity)
+                + max(len(owned) - min(in_market, rep.intent_capacity) - rep.fit_capacity, 0),
+            )
             counts = {"intent": intent_count, "fit": len(owned) - intent_count}
             nominal = {"intent": rep.intent_capacity, "fit": rep.fit_capacity}
             for kind in ("fit", "intent"):
@@ -199,6 +207,8 @@ def worlds(draw) -> World:
     pool_users = [f"005P{index:02d}" for index in range(draw(st.integers(1, 3)))]
     world = World(as_of_date=as_of, reps=reps, pool_users=pool_users)
     account_count = draw(st.integers(5, 80))
+    # Half the worlds have books mostly out of market, so books overflow their fit slots.
+    owned_timing = draw(st.sampled_from([100, 40]))
     counter = 0
     family_index = 0
     while counter < account_count:
@@ -211,7 +221,7 @@ def worlds(draw) -> World:
             counter += 1
             account_id = f"001A{counter:03d}"
             state = draw(st.sampled_from(OWNED_STATES + POOL_STATES + ("excluded",)))
-            timing = float(draw(st.integers(0, 100)))
+            timing = float(draw(st.integers(0, 100 if state not in OWNED_STATES else owned_timing)))
             if state in OWNED_STATES:
                 owner, owner_kind = family_owner, "rep"
             elif state == "excluded":
@@ -308,3 +318,35 @@ def run_context_frames(
         "cycle_mode": [mode],
     })  # fmt: skip
     return context, pl.DataFrame({"id": list(cycle_ids)}, schema={"id": pl.String})
+
+
+def run_world(
+    engine: CompiledRunner,
+    world: World,
+    run_id: str = "run-1",
+    shuffle_seed: int | None = None,
+    stubs: dict[str, pl.DataFrame] | None = None,
+    mode: str = "full",
+    cycle_ids: tuple[str, ...] = (),
+) -> dict[str, list]:
+    """Load the world's inputs (and `stubs` for models given as inputs) and the run context of
+    a `mode` run about `cycle_ids`, run the compiled engine, return the rows of its outputs
+    (only the distributions for a step-4 runner)."""
+    for name, frame in {**world.frames(shuffle_seed), **(stubs or {})}.items():
+        engine.load(name, frame)
+    context, ids = run_context_frames(world.as_of_date, run_id, mode, cycle_ids)
+    engine.load("dec_run_context", context)
+    engine.load_source("ops", "run_cycle_ids", ids)
+    engine.run()
+    if "book_decisions" not in engine.order:
+        return {
+            "decisions": engine.frame("dec_distributions", "pick_number, account_id").to_dicts()
+        }
+    return {
+        "decisions": engine.frame(
+            "book_decisions", "step_number, account_id, decision_kind, lead_id"
+        ).to_dicts(),
+        "after": engine.frame("dec_accounts_after", "account_id").to_dicts(),
+        "sync": engine.frame("sync_salesforce__accounts", "account_id").to_dicts(),
+        "candidates": engine.frame("dec_run_candidates", "account_id").to_dicts(),
+    }

@@ -20,48 +20,18 @@ from tests.decisions.decision_worlds import (
     World,
     account_row,
     property_settings,
-    run_context_frames,
+    run_world,
     worlds,
 )
 
 APPLIED = ("return", "retrieve", "signal_route", "distribute")
 NEW_TO_BOOK = ("signal_route", "distribute")
+BOOK_STATES = ("working", "stale")
 SIGNALS_KINDS = {"signal_route", "signal_flag", "lead_route"}
 RETURNS_KINDS = {"return", "return_rejected", "distribute", "swap"}
 
 # ~10 minutes in CI (500 worlds per property): queued first (tests/conftest.py)
 pytestmark = pytest.mark.long_pole
-
-
-def run_world(
-    engine: CompiledRunner,
-    world: World,
-    run_id: str = "run-1",
-    shuffle_seed: int | None = None,
-    stubs: dict[str, pl.DataFrame] | None = None,
-    mode: str = "full",
-    cycle_ids: tuple[str, ...] = (),
-) -> dict[str, list]:
-    """Load the world's inputs (and `stubs` for models given as inputs) and the run context of
-    a `mode` run about `cycle_ids`, run the compiled engine, return the rows of its outputs
-    (only the distributions for a step-4 runner)."""
-    for name, frame in {**world.frames(shuffle_seed), **(stubs or {})}.items():
-        engine.load(name, frame)
-    context, ids = run_context_frames(world.as_of_date, run_id, mode, cycle_ids)
-    engine.load("dec_run_context", context)
-    engine.load_source("ops", "run_cycle_ids", ids)
-    engine.run()
-    if "book_decisions" not in engine.order:
-        return {
-            "decisions": engine.frame("dec_distributions", "pick_number, account_id").to_dicts()
-        }
-    return {
-        "decisions": engine.frame(
-            "book_decisions", "step_number, account_id, decision_kind, lead_id"
-        ).to_dicts(),
-        "after": engine.frame("dec_accounts_after", "account_id").to_dicts(),
-        "sync": engine.frame("sync_salesforce__accounts", "account_id").to_dicts(),
-    }
 
 
 @st.composite
@@ -220,32 +190,35 @@ def assert_invariants(world: World, result: dict[str, list], mode: str, scope: s
     reported = {d["account_id"] for d in decisions if d["decision_kind"].startswith("return")}
     assert reported == requested
 
-    # No rep exceeds capacity in any slot kind; budget per run respected.
-    final_owner = {row["account_id"]: row for row in after}
-    new_by_rep = defaultdict(Counter)
+    # One capacity model: a rep's whole book (working or stale accounts, whatever slot kind they
+    # fill) never ends a run above its target, by any route; a rep at or above its target
+    # receives nothing; ineligible reps receive nothing; the per-run budget holds; an account takes
+    # an intent slot only when it is in market, or (a family moves as one unit) when a member of
+    # its family is.
+    families = defaultdict(list)
+    for row in world.accounts:
+        families[row["family_id"]].append(row)
+    received = Counter()
     for d in decisions:
         if d["decision_kind"] in NEW_TO_BOOK:
-            new_by_rep[d["to_owner_id"]][d["slot_kind"]] += 1
+            received[d["to_owner_id"]] += 1
+            if d["slot_kind"] == "intent":
+                family = inputs[d["account_id"]]["family_id"]
+                assert any(a["is_in_market"] for a in families[family]), d
     for rep in world.reps:
-        kept = [
-            inputs[a] for a, row in final_owner.items()
-            if row["owner_id"] == rep.rep_id and inputs[a]["state"] in ("working", "stale")
-        ]  # fmt: skip
-        before_intent = min(
-            sum(1 for a in world.accounts if a["owner_id"] == rep.rep_id
-                and a["state"] in ("working", "stale") and a["is_in_market"]),
-            rep.intent_capacity,
-        )  # fmt: skip
-        intent_after = min(sum(1 for a in kept if a["is_in_market"]), before_intent)
-        counts = {"intent": intent_after, "fit": len(kept) - intent_after}
-        caps = {"intent": rep.intent_capacity, "fit": rep.fit_capacity}
-        received = new_by_rep[rep.rep_id]
         if not rep.is_eligible:
-            assert not received, f"ineligible rep {rep.rep_id} received accounts"
+            assert not received[rep.rep_id], f"ineligible rep {rep.rep_id} received accounts"
             continue
-        for kind in ("intent", "fit"):
-            assert received[kind] <= max(caps[kind] - counts[kind], 0), (rep, kind, received)
-        assert sum(received.values()) <= rep.max_new_per_run
+        if not received[rep.rep_id]:
+            continue
+        target = rep.fit_capacity + rep.intent_capacity
+        book = sum(
+            1 for row in after if row["owner_id"] == rep.rep_id and row["state"] in BOOK_STATES
+        )
+        assert book <= target, (rep, book, received[rep.rep_id])
+        assert received[rep.rep_id] <= rep.max_new_per_run, (rep, received[rep.rep_id])
+
+    assert_candidates_explained(world, result, mode, scope)
 
     # Family members in books end with one rep.
     rep_owners = defaultdict(set)
@@ -266,6 +239,63 @@ def assert_invariants(world: World, result: dict[str, list], mode: str, scope: s
     for d in decisions:
         if d["decision_kind"] in APPLIED and d["to_owner_id"] != d["from_owner_id"]:
             assert synced[d["account_id"]]["owner_id"] == d["to_owner_id"]
+
+
+def assert_candidates_explained(
+    world: World, result: dict[str, list], mode: str, scope: set[str]
+) -> None:
+    """Every pool account the run considered is either given to a rep or held for exactly one
+    reason, and the reason is true of the world after the run."""
+    inputs = {row["account_id"]: row for row in world.accounts}
+    candidates = {row["account_id"]: row for row in result["candidates"]}
+    assert len(candidates) == len(result["candidates"]), "a candidate listed twice"
+    considered = {
+        a for a, row in inputs.items()
+        if row["owner_kind"] == "pool" and row["state"] in ("ready", "resting")
+        and (mode != "signals" or a in scope)
+    }  # fmt: skip
+    assert set(candidates) == considered
+    given = {d["account_id"]: d for d in result["decisions"] if d["decision_kind"] in NEW_TO_BOOK}
+    assert {a for a, row in candidates.items() if row["is_chosen"]} == set(given)
+
+    received = Counter(d["to_owner_id"] for d in given.values())
+    book = Counter(row["owner_id"] for row in result["after"] if row["state"] in BOOK_STATES)
+    eligible = defaultdict(list)
+    for rep in world.reps:
+        if rep.is_eligible:
+            eligible[rep.segment_key].append(rep)
+
+    def has_room(rep: Rep) -> bool:
+        target = rep.fit_capacity + rep.intent_capacity
+        return book[rep.rep_id] < target and received[rep.rep_id] < rep.max_new_per_run
+
+    for account_id, row in candidates.items():
+        reason = row["exclusion_reason"]
+        if row["is_chosen"]:
+            assert reason is None, row
+            continue
+        assert reason is not None, row
+        source = inputs[account_id]
+        assert (reason == "resting") == (source["state"] == "resting"), row
+        reps = eligible.get(row["segment_key"], [])
+        if reason == "outside_segment":
+            assert not reps, row
+        elif reason == "no_capacity":
+            assert not any(has_room(rep) for rep in reps), (row, reps)
+        elif reason in ("returned_by_rep", "family_too_large", "lower_rank"):
+            assert any(has_room(rep) for rep in reps), (row, reps)
+        if reason == "returned_by_rep":
+            assert [rep for rep in reps if has_room(rep)] == [
+                world.rep(source["return_requested_by_id"])
+            ]
+        if reason == "not_hot":
+            assert mode == "signals", row
+        if reason == "family_held":
+            family = [a for a in world.accounts if a["family_id"] == source["family_id"]]
+            assert any(
+                a["owner_kind"] == "rep" or a["has_open_opportunity"] or a["is_customer"]
+                for a in family
+            ), row
 
 
 @st.composite

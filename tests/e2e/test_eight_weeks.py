@@ -10,7 +10,10 @@ writes nothing. Run with `-s` to see the per-week table.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from orchestration.runner import analytics_path
 from tests.e2e.conftest import REST_DAYS_RETRIEVED, WEEKS, Simulation, WeekSnapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.long_pole]
@@ -248,3 +252,66 @@ def test_rerunning_the_last_week_writes_nothing(simulation: Simulation) -> None:
     assert rerun.run_id == simulation.weeks[-1].summary.run_id
     assert simulation.rerun_history_rows == 0
     assert simulation.rerun_crm_changed is False, rerun.write_back
+
+
+def _first(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    row = con.execute(sql).fetchone()
+    assert row is not None, f"the 8 weeks produced no account for: {sql}"
+    return row[0]
+
+
+def test_explain_tells_a_distributed_retrieved_held_and_never_chosen_accounts_story(
+    simulation: Simulation,
+) -> None:
+    """`books explain` on the published analytics file after 8 weeks: each kind of account's
+    story names what happened to it and, for the last run that considered it, why."""
+    analytics = analytics_path(simulation.paths.warehouse)
+    latest = (
+        "select account_id, is_chosen, exclusion_reason, to_owner_id from ("
+        "  select *, row_number() over (partition by account_id"
+        "    order by as_of_date desc, run_id desc) as newest"
+        "  from decisions.run_candidates) where newest = 1"
+    )
+    with duckdb.connect(str(analytics), read_only=True) as con:
+        distributed = _first(
+            con, f"select account_id from ({latest}) where is_chosen order by account_id limit 1"
+        )
+        distributed_to = _first(
+            con, f"select to_owner_id from ({latest}) where account_id = '{distributed}'"
+        )
+        retrieved = _first(
+            con,
+            "select account_id from decisions.book_decisions where decision_kind = 'retrieve' "
+            "order by account_id limit 1",
+        )
+        held, held_reason = con.execute(
+            f"select account_id, exclusion_reason from ({latest}) where not is_chosen "
+            "and account_id in (select account_id from decisions.book_decisions) "
+            "order by account_id limit 1"
+        ).fetchone()
+        never = _first(
+            con,
+            "select account_id from decisions.run_candidates group by account_id "
+            "having not bool_or(is_chosen) and account_id not in "
+            "(select account_id from decisions.book_decisions) order by account_id limit 1",
+        )
+
+    def explain(account_id: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "books_cli.main", "explain", account_id],
+            env={**os.environ, **simulation.paths.as_env()},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    story = explain(distributed)
+    assert "distribute" in story and f"chosen: distribute to {distributed_to}" in story, story
+    story = explain(retrieved)
+    assert " retrieve " in story and "state " in story, story
+    story = explain(held)
+    assert f"held in the pool: {held_reason}:" in story, story
+    story = explain(never)
+    assert "Decisions:\n  none" in story and "held in the pool:" in story, story

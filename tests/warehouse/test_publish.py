@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from warehouse.publish import RUN_COLUMN, publish, published_run
+from warehouse.publish import DEFAULT_TABLES, RUN_COLUMN, publish, published_run
 
 ROOT = Path(__file__).resolve().parents[2]
 READER = Path(__file__).with_name("reader_worker.py")
@@ -34,12 +34,13 @@ def _write_run(warehouse: Path, run: int) -> None:
         con.execute(
             "create or replace view marts.account_count as select count(*) as n from marts.accounts"
         )
-        con.execute(
-            "create table if not exists decisions.book_decisions (run_id varchar, account_id bigint)"
-        )
-        con.execute(
-            f"insert into decisions.book_decisions select 'run-{run}', range from range(300)"
-        )
+        for history in ("book_decisions", "run_candidates", "run_rep_capacity"):
+            con.execute(
+                f"create table if not exists decisions.{history} (run_id varchar, key bigint)"
+            )
+            con.execute(
+                f"insert into decisions.{history} select 'run-{run}', range from range(300)"
+            )
         con.execute("create table if not exists ops.sync_log (run_id varchar, outcome varchar)")
         con.execute(f"insert into ops.sync_log select 'run-{run}', 'applied' from range(100)")
         con.execute("create or replace table staging.internal as select 1 as x")  # fmt: skip
@@ -51,7 +52,8 @@ def test_publish_stamps_every_public_table_and_nothing_else(tmp_path: Path) -> N
     report = publish(warehouse, analytics, "run-1")
     assert set(report.tables) == {
         "marts.accounts", "marts.reps", "marts.account_count",
-        "decisions.book_decisions", "ops.sync_log",
+        "decisions.book_decisions", "decisions.run_candidates", "decisions.run_rep_capacity",
+        "ops.sync_log",
     }  # fmt: skip
     assert report.tables["marts.accounts"] == 2500 and report.missing == ()
     with duckdb.connect(str(analytics), read_only=True) as con:
@@ -74,7 +76,7 @@ def test_missing_extra_tables_are_reported_and_empty_publish_refused(tmp_path: P
         con.execute("create schema marts")
         con.execute("create table marts.reps as select 1 as rep_id")
     report = publish(warehouse, analytics, "r1")
-    assert report.missing == ("decisions.book_decisions", "ops.sync_log")
+    assert report.missing == DEFAULT_TABLES
     with pytest.raises(ValueError, match="nothing to publish"):
         publish(warehouse, analytics, "r2", schemas=("nope",), tables=())
     assert published_run(analytics) == "r1"  # a failed publish leaves the old file in place

@@ -1,5 +1,6 @@
 {#- Each eligible rep's open slots per slot kind after steps 1-2 (returns and retrievals free
-    slots in the same run), its new-account budget, and its place in this run's rotation. The
+    slots in the same run; the book is split by the one capacity model, so the open slots of
+    both kinds add up to max(target - book, 0)), its new-account budget, and its place in this run's rotation. The
     rotation orders a segment's eligible reps by rep_id and starts at index (run index mod n),
     so n consecutive runs give every rep the first pick once. -#}
 with
@@ -61,53 +62,63 @@ moved_to_pool as (
     where decision_kind = 'retrieve'
 ),
 
-owned_after as (
+{#- The book before and after steps 1-2, counted from the accounts (not from int_reps_capacity's
+    counts), and split between the slot kinds by the one capacity model. -#}
+books as (
     select
         owner_id as rep_id,
-        count(*) as owned_count,
-        sum(case when is_in_market then 1 else 0 end) as owned_in_market_count
+        count(*) as owned_before,
+        sum(case when is_in_market then 1 else 0 end) as in_market_before,
+        sum(case when account_id not in (select moved_to_pool.account_id from moved_to_pool)
+            then 1 else 0 end) as owned_after,
+        sum(case when is_in_market
+            and account_id not in (select moved_to_pool.account_id from moved_to_pool)
+            then 1 else 0 end) as in_market_after
     from accounts
-    where
-        state in ('working', 'stale')
-        and account_id not in (select moved_to_pool.account_id from moved_to_pool)
+    where state in ('working', 'stale')
     group by owner_id
 ),
 
-intent_counts_before as (
+targets as (
     select
-        rep_id,
-        max(case when slot_kind = 'intent' then current_count else 0 end) as current_count
+        reps.rep_id,
+        max(case when reps.slot_kind = 'fit' then reps.capacity else 0 end) as fit_capacity,
+        max(case when reps.slot_kind = 'intent' then reps.capacity else 0 end) as intent_capacity,
+        coalesce(max(books.owned_before), 0) as owned_before,
+        coalesce(max(books.in_market_before), 0) as in_market_before,
+        coalesce(max(books.owned_after), 0) as owned_after,
+        coalesce(max(books.in_market_after), 0) as in_market_after
     from reps
-    group by rep_id
+    left join books
+        on reps.rep_id = books.rep_id
+    group by reps.rep_id
 ),
 
-{# int_reps_capacity's split: in-market owned accounts fill intent slots first (up to the
-    intent count it reports), the rest count against fit; so after steps 1-2 the intent count
-    is least(in-market owned after, intent count before). #}
 counts_after as (
     select
         reps.rep_id,
         reps.slot_kind,
         case
             when reps.slot_kind = 'intent'
-                then case
-                    when coalesce(owned_after.owned_in_market_count, 0)
-                        < intent_counts_before.current_count
-                        then coalesce(owned_after.owned_in_market_count, 0)
-                    else intent_counts_before.current_count
-                end
-            else coalesce(owned_after.owned_count, 0) - case
-                when coalesce(owned_after.owned_in_market_count, 0)
-                    < intent_counts_before.current_count
-                    then coalesce(owned_after.owned_in_market_count, 0)
-                else intent_counts_before.current_count
-            end
+                then {{ capacity_intent_count(
+                    'targets.owned_before', 'targets.in_market_before',
+                    'targets.fit_capacity', 'targets.intent_capacity') }}
+            else {{ capacity_fit_count(
+                'targets.owned_before', 'targets.in_market_before',
+                'targets.fit_capacity', 'targets.intent_capacity') }}
+        end as count_before,
+        case
+            when reps.slot_kind = 'intent'
+                then {{ capacity_intent_count(
+                    'targets.owned_after', 'targets.in_market_after',
+                    'targets.fit_capacity', 'targets.intent_capacity') }}
+            else {{ capacity_fit_count(
+                'targets.owned_after', 'targets.in_market_after',
+                'targets.fit_capacity', 'targets.intent_capacity') }}
         end as count_after
     from reps
-    inner join intent_counts_before
-        on reps.rep_id = intent_counts_before.rep_id
-    left join owned_after
-        on reps.rep_id = owned_after.rep_id
+    inner join targets
+        on reps.rep_id = targets.rep_id
 ),
 
 eligible_reps as (
@@ -147,14 +158,10 @@ final as (
         reps.slot_kind,
         reps.segment_key,
         reps.capacity,
-        reps.current_count,
-        reps.current_count - counts_after.count_after as freed_count,
+        counts_after.count_before as current_count,
+        counts_after.count_before - counts_after.count_after as freed_count,
         counts_after.count_after as current_count_after,
-        case
-            when reps.capacity - counts_after.count_after > 0
-                then reps.capacity - counts_after.count_after
-            else 0
-        end as open_slots,
+        greatest(reps.capacity - counts_after.count_after, 0) as open_slots,
         case
             when reps.max_new_per_run - coalesce(already_given.given_count, 0) > 0
                 then reps.max_new_per_run - coalesce(already_given.given_count, 0)

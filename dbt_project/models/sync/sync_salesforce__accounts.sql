@@ -2,7 +2,10 @@
     this run's decisions, with the value read this run (before_*), ONLY for accounts where at
     least one desired value differs (`is distinct from`). Columns are the dlt snake_case of the
     Salesforce field names (owner_id = OwnerId, book_status_c = Book_Status__c, ...).
-    A processed return request (accepted or rejected) is cleared. -#}
+    A processed return request (accepted or rejected) is cleared. Only enrolled accounts are
+    written: those owned before the run by a pool user or an active book rep, and any account a
+    decision of this run moves; accounts of non-book users (an AE) or of reps who left are
+    not managed by dynamic-books and are never touched. -#}
 with
 
 accounts_after as (
@@ -75,6 +78,9 @@ desired as (
     from accounts_after
     inner join crm_accounts
         on accounts_after.account_id = crm_accounts.account_id
+    where
+        accounts_after.owner_kind_before in ('pool', 'rep')
+        or accounts_after.applied_decision_kind is not null
 ),
 
 final as (

@@ -2,10 +2,10 @@
     capacity = policy.books[role].slots[kind], times ramp.capacity_share while the rep is within
     ramp.days of Ramp_Start_Date__c (floored); 0 when the rep is not eligible (inactive, out of
     office on the as-of date when out_of_office_gets_nothing, ramp not started, no segment).
-    current_count counts owned accounts in working or stale state. Split rule: owned in-market
-    accounts fill the intent slots first, up to the intent capacity the role would have before
-    eligibility; every other owned account counts against fit.
-    open_slots = max(capacity - current_count, 0). -#}
+    current_count: owned accounts in working or stale state, split between the slot kinds by the
+    one capacity model (macros/decisions/capacity.sql) over the capacities after ramp and
+    eligibility. open_slots = max(capacity - current_count, 0); a rep's open slots of both kinds
+    add up to max(target - book, 0). -#}
 {%- set book_roles = policy_book_roles() -%}
 {%- set books = policy_get('books') -%}
 {%- set ramp = books.get('ramp', {}) -%}
@@ -105,9 +105,7 @@ slots as (
         role_slots.nominal_capacity,
         role_slots.max_new_per_run,
         coalesce(owned.owned_count, 0) as owned_count,
-        coalesce(owned.owned_in_market_count, 0) as owned_in_market_count,
-        max(case when role_slots.slot_kind = 'intent' then role_slots.nominal_capacity end)
-            over (partition by reps.rep_id) as nominal_intent_capacity
+        coalesce(owned.owned_in_market_count, 0) as owned_in_market_count
     from reps
     inner join role_slots
         on reps.role = role_slots.role
@@ -115,15 +113,27 @@ slots as (
         on reps.rep_id = owned.rep_id
 ),
 
+capacities as (
+    select
+        *,
+        max(case when slot_kind = 'fit' then capacity else 0 end)
+            over (partition by rep_id) as fit_capacity,
+        max(case when slot_kind = 'intent' then capacity else 0 end)
+            over (partition by rep_id) as intent_capacity
+    from slots
+),
+
 counted as (
     select
         *,
         case
-            when owned_in_market_count < coalesce(nominal_intent_capacity, 0)
-                then owned_in_market_count
-            else coalesce(nominal_intent_capacity, 0)
-        end as intent_count
-    from slots
+            when slot_kind = 'intent'
+                then {{ capacity_intent_count(
+                    'owned_count', 'owned_in_market_count', 'fit_capacity', 'intent_capacity') }}
+            else {{ capacity_fit_count(
+                'owned_count', 'owned_in_market_count', 'fit_capacity', 'intent_capacity') }}
+        end as current_count
+    from capacities
 ),
 
 final as (
@@ -137,15 +147,8 @@ final as (
         is_eligible,
         ineligible_reason,
         capacity,
-        case when slot_kind = 'intent' then intent_count else owned_count - intent_count end
-            as current_count,
-        case
-            when capacity - case when slot_kind = 'intent' then intent_count
-                else owned_count - intent_count end > 0
-                then capacity - case when slot_kind = 'intent' then intent_count
-                    else owned_count - intent_count end
-            else 0
-        end as open_slots,
+        current_count,
+        greatest(capacity - current_count, 0) as open_slots,
         case when is_eligible then max_new_per_run else 0 end as max_new_per_run
     from counted
 )
