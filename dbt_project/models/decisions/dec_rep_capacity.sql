@@ -1,6 +1,7 @@
 {#- Each eligible rep's open slots per slot kind after steps 1-2 (returns and retrievals free
-    slots in the same run; the book is split by the one capacity model, so the open slots of
-    both kinds add up to max(target - book, 0)), its new-account budget, and its place in this run's rotation. The
+    slots in the same run; the book before and after them is counted from the accounts and
+    split by the one capacity model, so the open slots of both kinds add up to
+    max(target - book, 0)), its new-account budget, and its place in this run's rotation. The
     rotation orders a segment's eligible reps by rep_id and starts at index (run index mod n),
     so n consecutive runs give every rep the first pick once. -#}
 with
@@ -62,8 +63,6 @@ moved_to_pool as (
     where decision_kind = 'retrieve'
 ),
 
-{#- The book before and after steps 1-2, counted from the accounts (not from int_reps_capacity's
-    counts), and split between the slot kinds by the one capacity model. -#}
 books as (
     select
         owner_id as rep_id,
