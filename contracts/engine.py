@@ -251,7 +251,8 @@ def _quarantine_sql(rules: tuple[RowRule, ...], relation: str) -> str:
         parts.append(
             f"select '{rule.object}' as object, t.id as record_id, '{rule.name}' as rule, "
             f"cast(t.{rule.column} as varchar) as value, "
-            f"{sql_text(rule.reason)} as reason, t._dlt_id as dlt_id "
+            f"{sql_text(rule.reason)} as reason, t._dlt_id as dlt_id, "
+            f"{sql_text(rule.column)} as column_name "
             f"from {relation} as t where ({rule.bad_when}){live}"
         )
     return " union all ".join(parts)
@@ -269,7 +270,8 @@ def _rows_to_check(
         f"create or replace temp table {_RECHECK} as "
         f"select * from {raw} where _dlt_load_id > $load_id union all "
         f"select * from {raw} where _dlt_load_id <= $load_id and _dlt_id in "
-        "(select dlt_id from ops.quarantine where run_id = $run_id and object = $object)",
+        "(select dlt_id from ops.quarantine where run_id = $run_id and object = $object "
+        "and stage = 'contract')",
         {"load_id": since.load_id, "run_id": since.run_id, "object": obj},
     )
     return _RECHECK
@@ -335,7 +337,9 @@ def _references_present(rule: RowRule, catalog: Mapping[str, Mapping[str, str]])
 
 def _run(con: duckdb.DuckDBPyConnection, run_id: str, stamp: datetime) -> ContractReport:
     ensure_contract_tables(con)
-    for table in ("quarantine", "contract_loads", "contract_runs"):
+    # Only this stage's rows: ingestion may have quarantined rows under the same run id.
+    con.execute("delete from ops.quarantine where run_id = ? and stage = 'contract'", [run_id])
+    for table in ("contract_loads", "contract_runs"):
         con.execute(f"delete from ops.{table} where run_id = ?", [run_id])
     catalog = _catalog(con)
     facts = _facts(con, catalog)
@@ -379,7 +383,8 @@ def _check(
             rows = _rows_to_check(con, name, specs[name].table, since[name])
             con.execute(
                 "insert into ops.quarantine (object, record_id, rule, value, reason, run_id, "
-                f"detected_at, dlt_id) select object, record_id, rule, value, reason, ?, ?, dlt_id "
+                "detected_at, dlt_id, stage, column_name) select object, record_id, rule, value, "
+                f"reason, ?, ?, dlt_id, 'contract', column_name "
                 f"from ({_quarantine_sql(rules, rows)})",
                 [run_id, stamp],
             )
@@ -469,7 +474,7 @@ def _quarantine_counts(
     per_object = dict(
         con.execute(
             "select object, count(distinct dlt_id) from ops.quarantine where run_id = ? "
-            "group by object",
+            "and stage = 'contract' group by object",
             [run_id],
         ).fetchall()
     )
@@ -477,7 +482,7 @@ def _quarantine_counts(
         f"{obj}.{rule}": int(n)
         for obj, rule, n in con.execute(
             "select object, rule, count(*) from ops.quarantine where run_id = ? "
-            "group by object, rule order by object, rule",
+            "and stage = 'contract' group by object, rule order by object, rule",
             [run_id],
         ).fetchall()
     }
@@ -505,8 +510,9 @@ def _carry_forward(
     """Raw is unchanged since `previous` (which passed): its quarantine holds for this run."""
     con.execute(
         "insert into ops.quarantine (object, record_id, rule, value, reason, run_id, "
-        "detected_at, dlt_id) select object, record_id, rule, value, reason, ?, ?, dlt_id "
-        "from ops.quarantine where run_id = ?",
+        "detected_at, dlt_id, stage, column_name) select object, record_id, rule, value, reason, "
+        "?, ?, dlt_id, stage, column_name from ops.quarantine "
+        "where run_id = ? and stage = 'contract'",
         [run_id, stamp, previous],
     )
     quarantined, by_rule = _quarantine_counts(con, run_id)
