@@ -50,8 +50,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm.salesforce import SalesforceConnection
-from ingest.arrow import csv_to_arrow, records_to_arrow
+from ingest.arrow import Screened, csv_to_arrow, records_to_arrow
 from ingest.fields import ObjectSpec, object_specs, snake
+from ingest.quarantine import Rejected, record_rejected
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class LoadStats:
     method: Literal["bulk", "rest"]
     since: datetime | None  # cursor lower bound used (None = full load)
     seconds: float
+    quarantined: tuple[Rejected, ...] = ()  # records held back (ops.quarantine, stage extract)
 
 
 @dataclass
@@ -96,6 +98,14 @@ class _Tally:
     since: datetime | None = None
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def _kept(tally: _Tally, screened: Screened) -> pa.Table:
+    """The loadable records of a parsed page; the held-back ones are kept on the tally."""
+    tally.rejected.extend(screened.rejected)
+    tally.fetched += len({r.record_id for r in screened.rejected})
+    return screened.table
 
 
 def default_pipelines_dir(warehouse_path: Path) -> Path:
@@ -202,16 +212,16 @@ def _pull(
     total = conn.last_total_size or 0
     if total <= cfg.bulk_threshold:
         tally.method = "rest"
-        yield records_to_arrow(spec, first)
+        yield _kept(tally, records_to_arrow(spec, first))
         for page in pages:
-            yield records_to_arrow(spec, page)
+            yield _kept(tally, records_to_arrow(spec, page))
         return
     pages.close()
     log.info("%s: %d rows changed since %s; switching to Bulk 2.0", spec.name, total, since)
     tally.method = "bulk"
     for chunk in conn.bulk_query_csv(soql, include_deleted=True, max_records=cfg.bulk_page_rows):
         if chunk.strip():
-            yield csv_to_arrow(spec, chunk)
+            yield _kept(tally, csv_to_arrow(spec, chunk))
 
 
 def _object_rows(
@@ -378,7 +388,7 @@ def _first_load(
                 continue
             if not chunk.strip():
                 continue
-            batch = csv_to_arrow(spec, chunk)
+            batch = _kept(tally, csv_to_arrow(spec, chunk))
             _append(con, spec, batch, load_id)
             tally.fetched += batch.num_rows
             tally.loaded += batch.num_rows
@@ -440,8 +450,12 @@ def run_salesforce_ingest(
     objects: Sequence[str] | None = None,
     progress: Progress | None = None,
     config: IngestConfig | None = None,
+    run_id: str | None = None,
 ) -> dict[str, LoadStats]:
-    """Extract changed rows of `objects` (default: all) and merge them into raw_salesforce."""
+    """Extract changed rows of `objects` (default: all) and merge them into raw_salesforce.
+
+    A record with a value ingestion cannot load is held back in ops.quarantine under `run_id`
+    (default `extract-<now>`), and the other records load."""
     cfg = config or IngestConfig()
     path = Path(warehouse_path).resolve()
     specs = object_specs()
@@ -482,5 +496,18 @@ def run_salesforce_ingest(
             method=t.method,
             since=t.since,
             seconds=(t.finished or time.perf_counter()) - t.started,
+            quarantined=tuple(t.rejected),
         )
+    _record_rejected(path, [r for t in tallies.values() for r in t.rejected], run_id)
     return stats
+
+
+def _record_rejected(path: Path, rejected: list[Rejected], run_id: str | None) -> None:
+    if not rejected:
+        return
+    now = datetime.now(UTC)
+    con = duckdb.connect(str(path))
+    try:
+        record_rejected(con, rejected, run_id or f"extract-{now:%Y%m%dT%H%M%S}", now)
+    finally:
+        con.close()

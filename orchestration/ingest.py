@@ -93,8 +93,9 @@ def salesforce_raw(
             recovered = recover(conn, warehouse.warehouse_path, policy=write_policy)
         if recovered:
             context.log.warning(f"finished {recovered} write-back rows an interrupted run left")
+        run_id = policy.run_id_for(context, as_of_date_of(context))
         stats = run_salesforce_ingest(
-            conn, warehouse.warehouse_path, objects=objects, progress=progress
+            conn, warehouse.warehouse_path, objects=objects, progress=progress, run_id=run_id
         )
         usage = conn.api_usage
     totals = _table_rows(warehouse, DATASET, [stats[o].table for o in objects])
@@ -103,8 +104,15 @@ def salesforce_raw(
         context.log.info(
             f"{name}: {s.rows_loaded} new/changed rows ({s.deleted_rows} deleted) via {s.method}"
         )
+        if s.quarantined:
+            context.log.warning(
+                f"{name}: {len(s.quarantined)} record value(s) ingestion cannot load held back in "
+                f"ops.quarantine (run {run_id}), e.g. {s.quarantined[0].describe()}; the "
+                "warehouse keeps their previous version until the CRM holds a loadable one"
+            )
         metadata: dict = {
             "rows_loaded": s.rows_loaded,
+            "rows_quarantined": len({r.record_id for r in s.quarantined}),
             "rows_fetched": s.rows_fetched,
             "deleted_rows": s.deleted_rows,
             "method": s.method,
