@@ -37,6 +37,7 @@ from contracts import gx_suites
 from contracts.overrides import mark_used, overrides_for
 from contracts.rules import (
     MAX_ROW_DROP,
+    NONEMPTY_OBJECTS,
     RAW_SCHEMA,
     RowRule,
     frozen_columns,
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 # Columns every raw table needs besides the contract's (row identity and load, from dlt).
 SYSTEM_COLUMNS = {"_dlt_load_id": "VARCHAR", "_dlt_id": "VARCHAR"}
 _RECHECK = "_books_contract_recheck"  # temp table: the rows of one object an incremental run checks
-RULES_VERSION = "2"  # bump when the checks change in a way the rule texts do not show
+RULES_VERSION = "3"  # bump when the checks change in a way the rule texts do not show
 
 
 @dataclass(frozen=True)
@@ -405,7 +406,8 @@ def _check(
         row = {"object": name, "schema": RAW_SCHEMA, "table": spec.table, "present": f is not None}
         if f is None:
             tables.append(row | {"live_rows": 0, "min_rows": 0, "baseline_rows": 0,
-                                 "newly_deleted": 0, "max_drop": MAX_ROW_DROP})  # fmt: skip
+                                 "newly_deleted": 0, "max_drop": MAX_ROW_DROP,
+                                 "is_empty_source": False})  # fmt: skip
             continue
         base = baselines.get(name)
         floors[name], newly_deleted = _min_rows(f, base)
@@ -419,10 +421,19 @@ def _check(
                 name, run_id, override.accepted_by, override.reason, f.live_rows, floors[name],
             )  # fmt: skip
             floors[name] = 0
+        empty = name in NONEMPTY_OBJECTS and f.live_rows == 0
+        if empty and override is not None:
+            mark_used(con, run_id, name, 0, 1)
+            accepted[name] = override.accepted_by
+            log.warning(
+                "no live %s rows accepted for run %s by %s (%s)",
+                name, run_id, override.accepted_by, override.reason,
+            )  # fmt: skip
+            empty = False
         tables.append(row | {
             "live_rows": f.live_rows, "min_rows": floors[name],
             "baseline_rows": base.live_rows if base else 0, "newly_deleted": newly_deleted,
-            "max_drop": MAX_ROW_DROP,
+            "max_drop": MAX_ROW_DROP, "is_empty_source": empty,
         })  # fmt: skip
         required: dict[str, str | None] = {c: None for c in (base.columns if base else ())}
         required |= frozen_columns()[name] | SYSTEM_COLUMNS
