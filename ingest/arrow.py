@@ -100,11 +100,14 @@ def _screen(
             text = None if value is None else str(value)
             limit = f.max_length
             if limit is not None and text is not None and len(text) > limit:
-                why = f"{len(text)} characters, longer than the field's {limit}"
+                problem, why = (
+                    "too_long",
+                    f"{len(text)} characters, longer than the field's {limit}",
+                )
             else:
-                why = f"not parseable as {f.type}"
+                problem, why = "unparseable", f"not parseable as {f.type}"
             rejected.append(
-                Rejected("extract", spec.name, name, text, why, record_id=typed["id"][row])
+                Rejected("extract", spec.name, name, problem, text, why, record_id=typed["id"][row])
             )
         held = held | mask
     log.warning(

@@ -201,6 +201,7 @@ def _rejected(feed: Feed, name: str, row: int, column: str, value: object, why: 
         stage="landing",
         object=feed.name,
         column=column,
+        problem="unparseable" if why.startswith("not ") else "empty_key",
         value=None if value is None else str(value),
         reason=f"{value!r} {why}" if why.startswith("not ") else why,
         file_name=name,

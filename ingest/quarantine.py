@@ -28,6 +28,7 @@ class Rejected:
     stage: str  # 'extract' | 'landing'
     object: str  # Salesforce API name, or the landing feed ('intent', 'engagement')
     column: str
+    problem: str  # 'too_long' | 'unparseable' | 'empty_key'
     value: str | None
     reason: str
     record_id: str | None = None  # extract: the CRM Id
@@ -36,8 +37,8 @@ class Rejected:
 
     @property
     def rule(self) -> str:
-        """Stable rule key, as the contracts' ('<column>.<stage>')."""
-        return f"{self.column}.{self.stage}"
+        """Stable rule key, shaped as the contracts' ('<column>.<problem>')."""
+        return f"{self.column}.{self.problem}"
 
     def describe(self) -> str:
         """One line naming where the row is and why it was held back."""

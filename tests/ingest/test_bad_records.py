@@ -50,11 +50,11 @@ def test_a_10_mb_value_holds_back_its_record_and_the_other_2999_load(world):
     assert [(r.record_id, r.column) for r in stats["Account"].quarantined] == [(bad, "Name")]
     (row,) = _rows(
         world.warehouse,
-        "select stage, object, record_id, column_name, reason, run_id, length(value) "
+        "select stage, object, record_id, column_name, reason, run_id, length(value), rule "
         "from ops.quarantine",
     )
     assert row[:4] == ("extract", "Account", bad, "Name") and row[5] == "run-1"
-    assert "10485760 characters" in row[4] and row[6] < 300
+    assert "10485760 characters" in row[4] and row[6] < 300 and row[7] == "Name.too_long"
     # every other object loaded in full
     contacts = _rows(world.warehouse, "select count(*) from raw_salesforce.contact")
     assert contacts == [(world.store.count("Contact", include_deleted=True),)]

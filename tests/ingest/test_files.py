@@ -166,7 +166,7 @@ def _quarantine(wh: Path) -> list[tuple]:
     con = duckdb.connect(str(wh), read_only=True)
     try:
         return con.execute(
-            "select stage, object, file_name, row_number, column_name, value, reason, run_id "
+            "select stage, object, file_name, row_number, column_name, value, reason, run_id, rule "
             "from ops.quarantine order by all"
         ).fetchall()
     finally:
@@ -188,7 +188,7 @@ def test_one_bad_row_of_51_is_quarantined_and_the_50_others_load(tmp_path, caplo
     assert loaded == {f"d{i}.com" for i in range(51)} - {"d36.com"}
     assert _quarantine(wh) == [
         ("landing", "intent", "intent/w9.csv", 37, "score", "n/a",
-         "'n/a' not a valid double", "run-9"),
+         "'n/a' not a valid double", "run-9", "score.unparseable"),
     ]  # fmt: skip
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "intent/w9.csv row 37 column 'score'" in logged
