@@ -4,8 +4,8 @@ dlt loads Arrow tables far faster than lists of dicts, and typing here (not by i
 dlt) guarantees dates arrive as DATE, datetimes as TIMESTAMPTZ, booleans and numbers as such.
 A record with a value that does not parse as its type, or is longer than its Salesforce field
 allows (a CRM that let it through, or a value that breaks Arrow's CSV reader), is held back:
-returned as `Rejected` (object, id, field, why) for ops.quarantine, with a warning; the other
-records of the page load. Why not NULL: a silently emptied value would look like real data.
+appended as `Rejected` (object, id, field, why) to the caller's `held` list for ops.quarantine,
+with a warning; the other records of the page load. Why not NULL: a silently emptied value would look like real data.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from typing import NamedTuple
 
 import polars as pl
 import pyarrow as pa
@@ -25,13 +24,6 @@ from ingest.quarantine import Rejected
 log = logging.getLogger(__name__)
 
 
-class Screened(NamedTuple):
-    """A typed batch of loadable records and the records held back (for ops.quarantine)."""
-
-    table: pa.Table
-    rejected: list[Rejected]
-
-
 _POLARS_NATIVE = {
     "boolean": pl.Boolean,
     "int": pl.Int64,
@@ -40,7 +32,7 @@ _POLARS_NATIVE = {
 }
 
 
-def _typed(spec: ObjectSpec, frame: pl.DataFrame) -> Screened:
+def _typed(spec: ObjectSpec, frame: pl.DataFrame, held: list[Rejected] | None) -> pa.Table:
     """Cast a frame of raw values (strings or JSON natives) to the spec's Arrow schema."""
     exprs = []
     for f in spec.fields:
@@ -68,17 +60,18 @@ def _typed(spec: ObjectSpec, frame: pl.DataFrame) -> Screened:
     unparsed = {
         f.name: frame[f.name].is_not_null() & typed[snake(f.name)].is_null() for f in spec.fields
     }
-    return _screen(spec, typed, unparsed, frame)
+    return _screen(spec, typed, unparsed, held, frame)
 
 
 def _screen(
     spec: ObjectSpec,
     typed: pl.DataFrame,
     unparsed: dict[str, pl.Series],
+    held: list[Rejected] | None,
     raw: pl.DataFrame | None = None,
-) -> Screened:
-    """Hold back every record with a value longer than its field allows or not parseable as its
-    type; the others go on. One `Rejected` per bad value, naming the record's id."""
+) -> pa.Table:
+    """The records without a value longer than its field allows or not parseable as its type;
+    one `Rejected` per bad value (naming the record's id) is appended to `held`."""
     bad = {name: mask for name, mask in unparsed.items() if mask.any()}
     for f in spec.fields:
         limit = f.max_length
@@ -88,9 +81,9 @@ def _screen(
         if longer.any():
             bad[f.name] = longer.fill_null(False) | bad.get(f.name, False)
     if not bad:
-        return Screened(typed.to_arrow().cast(spec.arrow_schema), [])
+        return typed.to_arrow().cast(spec.arrow_schema)
     rejected: list[Rejected] = []
-    held = pl.Series([False] * typed.height)
+    dropped = pl.Series([False] * typed.height)
     fields = {f.name: f for f in spec.fields}
     for name, mask in bad.items():
         f = fields[name]
@@ -109,33 +102,37 @@ def _screen(
             rejected.append(
                 Rejected("extract", spec.name, name, problem, text, why, record_id=typed["id"][row])
             )
-        held = held | mask
+        dropped = dropped | mask
     log.warning(
-        "%s: %d record(s) held back in ops.quarantine, e.g. %s",
+        "%s: %d record(s) held back, e.g. %s",
         spec.name,
-        int(held.sum()),
+        int(dropped.sum()),
         rejected[0].describe(),
     )
-    good = typed.filter(~held)
-    return Screened(good.to_arrow().cast(spec.arrow_schema), rejected)
+    if held is not None:
+        held.extend(rejected)
+    return typed.filter(~dropped).to_arrow().cast(spec.arrow_schema)
 
 
-def records_to_arrow(spec: ObjectSpec, records: list[dict]) -> Screened:
-    """REST query records (dicts keyed by API name) -> typed Arrow table and held-back records."""
+def records_to_arrow(
+    spec: ObjectSpec, records: list[dict], held: list[Rejected] | None = None
+) -> pa.Table:
+    """REST query records (dicts keyed by API name) -> typed Arrow table of the loadable ones;
+    the others are appended to `held` (for ops.quarantine)."""
     columns = {}
     for f in spec.fields:
         dtype = _POLARS_NATIVE.get(f.type, pl.String)
         columns[f.name] = pl.Series(f.name, [r.get(f.name) for r in records], dtype, strict=False)
-    return _typed(spec, pl.DataFrame(columns))
+    return _typed(spec, pl.DataFrame(columns), held)
 
 
-def csv_to_arrow(spec: ObjectSpec, data: bytes) -> Screened:
+def csv_to_arrow(spec: ObjectSpec, data: bytes, held: list[Rejected] | None = None) -> pa.Table:
     """One Bulk 2.0 CSV result page -> typed Arrow table; a missing column is an error.
 
     Fast path: Arrow's multi-threaded CSV reader converts straight to the raw schema's types.
     A page holding a value that does not parse as its type, or a value larger than the reader's
     block, takes the tolerant path instead (strings in one block, then `_typed`). Either way a
-    record with a bad value is held back (`Screened.rejected`) and the page's others go on.
+    record with a bad value is left out and appended to `held`; the page's others go on.
     """
     header = next(csv.reader([data[: data.find(b"\n")].decode("utf-8").rstrip("\r")]), [])
     missing = [n for n in spec.field_names if n not in header]
@@ -151,13 +148,13 @@ def csv_to_arrow(spec: ObjectSpec, data: bytes) -> Screened:
     else:
         typed = pl.from_arrow(table.rename_columns(spec.arrow_schema.names).cast(spec.arrow_schema))
         assert isinstance(typed, pl.DataFrame)
-        return _screen(spec, typed, {})
+        return _screen(spec, typed, {}, held)
     strings = _read_csv(
         data, spec, {name: pa.string() for name in spec.field_names}, block_size=len(data) + 1
     )
     frame = pl.from_arrow(strings)
     assert isinstance(frame, pl.DataFrame)
-    return _typed(spec, frame)
+    return _typed(spec, frame, held)
 
 
 def _read_csv(

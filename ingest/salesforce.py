@@ -50,7 +50,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm.salesforce import SalesforceConnection
-from ingest.arrow import Screened, csv_to_arrow, records_to_arrow
+from ingest.arrow import csv_to_arrow, records_to_arrow
 from ingest.fields import ObjectSpec, object_specs, snake
 from ingest.quarantine import Rejected, record_rejected
 
@@ -98,14 +98,7 @@ class _Tally:
     since: datetime | None = None
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
-    rejected: list[Rejected] = field(default_factory=list)
-
-
-def _kept(tally: _Tally, screened: Screened) -> pa.Table:
-    """The loadable records of a parsed page; the held-back ones are kept on the tally."""
-    tally.rejected.extend(screened.rejected)
-    tally.fetched += len({r.record_id for r in screened.rejected})
-    return screened.table
+    rejected: list[Rejected] = field(default_factory=list)  # held back: not in `fetched`
 
 
 def default_pipelines_dir(warehouse_path: Path) -> Path:
@@ -212,16 +205,16 @@ def _pull(
     total = conn.last_total_size or 0
     if total <= cfg.bulk_threshold:
         tally.method = "rest"
-        yield _kept(tally, records_to_arrow(spec, first))
+        yield records_to_arrow(spec, first, tally.rejected)
         for page in pages:
-            yield _kept(tally, records_to_arrow(spec, page))
+            yield records_to_arrow(spec, page, tally.rejected)
         return
     pages.close()
     log.info("%s: %d rows changed since %s; switching to Bulk 2.0", spec.name, total, since)
     tally.method = "bulk"
     for chunk in conn.bulk_query_csv(soql, include_deleted=True, max_records=cfg.bulk_page_rows):
         if chunk.strip():
-            yield _kept(tally, csv_to_arrow(spec, chunk))
+            yield csv_to_arrow(spec, chunk, tally.rejected)
 
 
 def _object_rows(
@@ -388,7 +381,7 @@ def _first_load(
                 continue
             if not chunk.strip():
                 continue
-            batch = _kept(tally, csv_to_arrow(spec, chunk))
+            batch = csv_to_arrow(spec, chunk, tally.rejected)
             _append(con, spec, batch, load_id)
             tally.fetched += batch.num_rows
             tally.loaded += batch.num_rows
@@ -491,7 +484,7 @@ def run_salesforce_ingest(
             object_name=name,
             table=specs[name].table,
             rows_loaded=t.loaded,
-            rows_fetched=t.fetched,
+            rows_fetched=t.fetched + len({r.record_id for r in t.rejected}),
             deleted_rows=t.deleted,
             method=t.method,
             since=t.since,

@@ -20,7 +20,8 @@ def _page(**values: str) -> bytes:
 
 
 def test_page_parses_to_the_raw_schema() -> None:
-    table, rejected = csv_to_arrow(
+    rejected: list = []
+    table = csv_to_arrow(
         SPEC,
         _page(
             Id="001Dy0000000001IAA",
@@ -31,6 +32,7 @@ def test_page_parses_to_the_raw_schema() -> None:
             Website="N/A",
             Last_Touch_Date__c="2025-01-03",
         ),
+        rejected,
     )
     assert table.schema == SPEC.arrow_schema and rejected == []
     (row,) = table.to_pylist()
@@ -48,7 +50,8 @@ def test_a_record_with_an_unparseable_value_is_held_back(
     caplog.set_level(logging.WARNING)
     page = _page(Id="001Dy0000000001IAA", NumberOfEmployees="lots", Name="Acme")
     page += b'"001Dy0000000002IAA"' + b',""' * (len(SPEC.field_names) - 1) + b"\n"
-    table, rejected = csv_to_arrow(SPEC, page)
+    rejected: list = []
+    table = csv_to_arrow(SPEC, page, rejected)
     assert table.column("id").to_pylist() == ["001Dy0000000002IAA"]
     (held,) = rejected
     assert (held.record_id, held.column, held.value) == (
