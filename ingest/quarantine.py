@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
@@ -80,3 +81,16 @@ def record_rejected(
             for r in rows
         ],
     )  # fmt: skip
+
+
+def save_rejected(warehouse_path: Path, rows: Sequence[Rejected], run_id: str | None) -> None:
+    """`record_rejected` on a connection of its own, stamped now (a run outside a cycle,
+    `run_id` None, is named `<stage>-<now>`)."""
+    if not rows:
+        return
+    now = datetime.now(UTC)
+    con = duckdb.connect(str(warehouse_path))
+    try:
+        record_rejected(con, rows, run_id or f"{rows[0].stage}-{now:%Y%m%dT%H%M%S}", now)
+    finally:
+        con.close()

@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 from crm.salesforce import SalesforceConnection
 from ingest.arrow import csv_to_arrow, records_to_arrow
 from ingest.fields import ObjectSpec, object_specs, snake
-from ingest.quarantine import Rejected, record_rejected
+from ingest.quarantine import Rejected, save_rejected
 
 log = logging.getLogger(__name__)
 
@@ -491,16 +491,5 @@ def run_salesforce_ingest(
             seconds=(t.finished or time.perf_counter()) - t.started,
             quarantined=tuple(t.rejected),
         )
-    _record_rejected(path, [r for t in tallies.values() for r in t.rejected], run_id)
+    save_rejected(path, [r for t in tallies.values() for r in t.rejected], run_id)
     return stats
-
-
-def _record_rejected(path: Path, rejected: list[Rejected], run_id: str | None) -> None:
-    if not rejected:
-        return
-    now = datetime.now(UTC)
-    con = duckdb.connect(str(path))
-    try:
-        record_rejected(con, rejected, run_id or f"extract-{now:%Y%m%dT%H%M%S}", now)
-    finally:
-        con.close()
