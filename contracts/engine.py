@@ -37,6 +37,7 @@ from contracts import gx_suites
 from contracts.overrides import mark_used, overrides_for
 from contracts.rules import (
     MAX_ROW_DROP,
+    NONEMPTY_OBJECTS,
     RAW_SCHEMA,
     RowRule,
     frozen_columns,
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 # Columns every raw table needs besides the contract's (row identity and load, from dlt).
 SYSTEM_COLUMNS = {"_dlt_load_id": "VARCHAR", "_dlt_id": "VARCHAR"}
 _RECHECK = "_books_contract_recheck"  # temp table: the rows of one object an incremental run checks
-RULES_VERSION = "2"  # bump when the checks change in a way the rule texts do not show
+RULES_VERSION = "3"  # bump when the checks change in a way the rule texts do not show
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,8 @@ def _quarantine_sql(rules: tuple[RowRule, ...], relation: str) -> str:
         parts.append(
             f"select '{rule.object}' as object, t.id as record_id, '{rule.name}' as rule, "
             f"cast(t.{rule.column} as varchar) as value, "
-            f"{sql_text(rule.reason)} as reason, t._dlt_id as dlt_id "
+            f"{sql_text(rule.reason)} as reason, t._dlt_id as dlt_id, "
+            f"{sql_text(rule.column)} as column_name "
             f"from {relation} as t where ({rule.bad_when}){live}"
         )
     return " union all ".join(parts)
@@ -269,7 +271,8 @@ def _rows_to_check(
         f"create or replace temp table {_RECHECK} as "
         f"select * from {raw} where _dlt_load_id > $load_id union all "
         f"select * from {raw} where _dlt_load_id <= $load_id and _dlt_id in "
-        "(select dlt_id from ops.quarantine where run_id = $run_id and object = $object)",
+        "(select dlt_id from ops.quarantine where run_id = $run_id and object = $object "
+        "and stage = 'contract')",
         {"load_id": since.load_id, "run_id": since.run_id, "object": obj},
     )
     return _RECHECK
@@ -335,7 +338,9 @@ def _references_present(rule: RowRule, catalog: Mapping[str, Mapping[str, str]])
 
 def _run(con: duckdb.DuckDBPyConnection, run_id: str, stamp: datetime) -> ContractReport:
     ensure_contract_tables(con)
-    for table in ("quarantine", "contract_loads", "contract_runs"):
+    # Only this stage's rows: ingestion may have quarantined rows under the same run id.
+    con.execute("delete from ops.quarantine where run_id = ? and stage = 'contract'", [run_id])
+    for table in ("contract_loads", "contract_runs"):
         con.execute(f"delete from ops.{table} where run_id = ?", [run_id])
     catalog = _catalog(con)
     facts = _facts(con, catalog)
@@ -379,7 +384,8 @@ def _check(
             rows = _rows_to_check(con, name, specs[name].table, since[name])
             con.execute(
                 "insert into ops.quarantine (object, record_id, rule, value, reason, run_id, "
-                f"detected_at, dlt_id) select object, record_id, rule, value, reason, ?, ?, dlt_id "
+                "detected_at, dlt_id, stage, column_name) select object, record_id, rule, value, "
+                f"reason, ?, ?, dlt_id, 'contract', column_name "
                 f"from ({_quarantine_sql(rules, rows)})",
                 [run_id, stamp],
             )
@@ -400,7 +406,8 @@ def _check(
         row = {"object": name, "schema": RAW_SCHEMA, "table": spec.table, "present": f is not None}
         if f is None:
             tables.append(row | {"live_rows": 0, "min_rows": 0, "baseline_rows": 0,
-                                 "newly_deleted": 0, "max_drop": MAX_ROW_DROP})  # fmt: skip
+                                 "newly_deleted": 0, "max_drop": MAX_ROW_DROP,
+                                 "is_empty_source": False})  # fmt: skip
             continue
         base = baselines.get(name)
         floors[name], newly_deleted = _min_rows(f, base)
@@ -414,10 +421,19 @@ def _check(
                 name, run_id, override.accepted_by, override.reason, f.live_rows, floors[name],
             )  # fmt: skip
             floors[name] = 0
+        empty = name in NONEMPTY_OBJECTS and f.live_rows == 0
+        if empty and override is not None:
+            mark_used(con, run_id, name, 0, 1)
+            accepted[name] = override.accepted_by
+            log.warning(
+                "no live %s rows accepted for run %s by %s (%s)",
+                name, run_id, override.accepted_by, override.reason,
+            )  # fmt: skip
+            empty = False
         tables.append(row | {
             "live_rows": f.live_rows, "min_rows": floors[name],
             "baseline_rows": base.live_rows if base else 0, "newly_deleted": newly_deleted,
-            "max_drop": MAX_ROW_DROP,
+            "max_drop": MAX_ROW_DROP, "is_empty_source": empty,
         })  # fmt: skip
         required: dict[str, str | None] = {c: None for c in (base.columns if base else ())}
         required |= frozen_columns()[name] | SYSTEM_COLUMNS
@@ -469,7 +485,7 @@ def _quarantine_counts(
     per_object = dict(
         con.execute(
             "select object, count(distinct dlt_id) from ops.quarantine where run_id = ? "
-            "group by object",
+            "and stage = 'contract' group by object",
             [run_id],
         ).fetchall()
     )
@@ -477,7 +493,7 @@ def _quarantine_counts(
         f"{obj}.{rule}": int(n)
         for obj, rule, n in con.execute(
             "select object, rule, count(*) from ops.quarantine where run_id = ? "
-            "group by object, rule order by object, rule",
+            "and stage = 'contract' group by object, rule order by object, rule",
             [run_id],
         ).fetchall()
     }
@@ -505,8 +521,9 @@ def _carry_forward(
     """Raw is unchanged since `previous` (which passed): its quarantine holds for this run."""
     con.execute(
         "insert into ops.quarantine (object, record_id, rule, value, reason, run_id, "
-        "detected_at, dlt_id) select object, record_id, rule, value, reason, ?, ?, dlt_id "
-        "from ops.quarantine where run_id = ?",
+        "detected_at, dlt_id, stage, column_name) select object, record_id, rule, value, reason, "
+        "?, ?, dlt_id, stage, column_name from ops.quarantine "
+        "where run_id = ? and stage = 'contract'",
         [run_id, stamp, previous],
     )
     quarantined, by_rule = _quarantine_counts(con, run_id)

@@ -3,7 +3,8 @@
 GX validates two frames that `contracts.engine` computes in DuckDB SQL (one row per raw table,
 one row per required column), never the raw tables themselves:
 - `tables`: object, table, present, live_rows, min_rows (the row-count floor from the previous
-  passed load); the table must exist and keep at least `min_rows` live rows.
+  passed load), is_empty_source (an object a cycle cannot do without has no live rows); the
+  table must exist, keep at least `min_rows` live rows, and not be an empty source.
 - `columns`: object, table, column, present_type (null when missing), contract_type (null when
   the column is only required because the previous load had it); every frozen column must be
   present with its contract type.
@@ -57,6 +58,14 @@ CHECKS = (
         "row_count: observed {live_rows} live rows, below the floor of {min_rows} "
         "(previous load {baseline_rows}, {newly_deleted} newly deleted, at most {max_drop:.0%} "
         "may vanish unexplained)",
+    ),
+    FactCheck(
+        TABLES,
+        "ExpectColumnValuesToNotBeInSet",
+        {"column": "is_empty_source", "value_set": [True]},
+        "no live {object} rows: the CRM returned none (an empty org, or one the integration "
+        "user cannot see), and a cycle needs them; if this is intended, accept it for this run "
+        "with `books run --accept-row-drop {object} --by WHO --reason WHY`",
     ),
     FactCheck(
         COLUMNS,

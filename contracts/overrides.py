@@ -1,11 +1,13 @@
-"""Per-run acceptance of an intended row-count drop (issue 7, item 1: auditable override).
+"""Per-run acceptance of an intended row-count drop or empty source (an auditable override).
 
-A table-level row-count failure blocks the whole cycle. When a person knows the drop is real
-(e.g. a CRM clean-up that hard-deleted accounts), they accept it for one object in one run:
+A table-level row-count failure blocks the whole cycle, and so does an object a cycle needs
+with no live rows at all (an empty CRM). When a person knows the drop is real (e.g. a CRM
+clean-up that hard-deleted accounts, or a new org), they accept it for one object in one run:
 `books run --accept-row-drop Account --reason ...` or the Dagster run tags below. The request is
 recorded in `ops.row_drop_overrides` (who, why, which run, how it was asked for) before the
-contracts run; the contract then waives only that object's row-count floor in only that run,
-and writes the rows it accepted into the same record. Other rules still block.
+contracts run; the contract then waives only that object's row-count floor (or its empty-source
+rule) in only that run, and writes the rows it accepted into the same record. Other rules still
+block.
 """
 
 from __future__ import annotations

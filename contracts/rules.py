@@ -8,8 +8,9 @@ come in two kinds:
   required value, value outside its picklist or range, dangling reference). Bad rows are
   quarantined and excluded downstream; the rest of the table goes on.
 - table rules (checked in `contracts.engine`): the table exists, every frozen column is present
-  with its contract type, and the live row count did not drop by more than `MAX_ROW_DROP`
-  versus the previous load unless deletes explain it. A failing table rule blocks downstream.
+  with its contract type, the live row count did not drop by more than `MAX_ROW_DROP`
+  versus the previous load unless deletes explain it, and the objects in `NONEMPTY_OBJECTS`
+  have live rows. A failing table rule blocks downstream.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ RAW_SCHEMA = "raw_salesforce"
 ID_PATTERN = r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 MAX_ROW_DROP = 0.01  # a live row count may shrink by at most 1% beyond what deletes explain
+# Objects a cycle cannot do without: zero live rows fails the contract (an empty or unreadable
+# CRM must not "succeed" with nothing to decide), even on a first load without a baseline.
+NONEMPTY_OBJECTS = ("Account",)
 
 # DuckDB type of each Salesforce field type in the raw layer (CONTRACTS.md).
 DUCK_TYPES = {

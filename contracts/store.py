@@ -1,6 +1,9 @@
 """The contract tables in the warehouse's `ops` schema, and the view dbt staging anti-joins.
 
-`ops.quarantine` is append-only history (one row per failing rule per row per run).
+`ops.quarantine` is append-only history (one row per failing rule per row per run) of every
+bad row the pipeline held back, by `stage`: 'contract' (a raw CRM row failing a row rule, still
+in raw and excluded downstream), 'extract' (a CRM record ingestion could not load: its id, field
+and why) and 'landing' (a landing-file row: file, row number, column and why).
 `ops.quarantined_ids` is what is excluded *now*: the rows flagged by the latest contract run
 (each run re-checks every row it has not seen pass and every row it quarantined before, so a
 row fixed in the CRM leaves quarantine on the next run). `ops.contract_loads` keeps each run's
@@ -23,9 +26,18 @@ DDL = (
         reason varchar not null,      -- what the contract requires
         run_id varchar not null,
         detected_at timestamptz not null,
-        dlt_id varchar not null       -- the raw row's _dlt_id (exact row identity)
+        dlt_id varchar,               -- the raw row's _dlt_id (exact row identity; contract)
+        stage varchar not null default 'contract',  -- 'contract' | 'extract' | 'landing'
+        column_name varchar,          -- the offending column or CRM field
+        file_name varchar,            -- landing: 'intent/2025-01-06.csv'
+        row_number bigint             -- landing: 1-based data row (the header not counted)
     )
     """,
+    # warehouses created before ingestion and landing files quarantined rows
+    "alter table ops.quarantine add column if not exists stage varchar default 'contract'",
+    "alter table ops.quarantine add column if not exists column_name varchar",
+    "alter table ops.quarantine add column if not exists file_name varchar",
+    "alter table ops.quarantine add column if not exists row_number bigint",
     """
     create table if not exists ops.contract_runs (
         run_id varchar not null,
@@ -55,6 +67,7 @@ DDL = (
     select distinct quarantine.object, quarantine.record_id
     from ops.quarantine
     where quarantine.record_id is not null
+      and quarantine.stage = 'contract'
       and quarantine.run_id = (
         select contract_runs.run_id from ops.contract_runs order by contract_runs.seq desc limit 1
       )
@@ -69,3 +82,9 @@ def ensure_contract_tables(con: duckdb.DuckDBPyConnection) -> None:
     """
     for statement in DDL:
         con.execute(statement)
+    (required,) = con.execute(
+        "select is_nullable = 'NO' from information_schema.columns where table_schema = 'ops' "
+        "and table_name = 'quarantine' and column_name = 'dlt_id'"
+    ).fetchone()
+    if required:  # a warehouse from before rows without a raw row (extract, landing)
+        con.execute("alter table ops.quarantine alter column dlt_id drop not null")

@@ -2,8 +2,10 @@
 
 dlt loads Arrow tables far faster than lists of dicts, and typing here (not by inference in
 dlt) guarantees dates arrive as DATE, datetimes as TIMESTAMPTZ, booleans and numbers as such.
-A value that does not parse becomes NULL with a warning naming the object, field and ids:
-raw keeps every row, and the data contracts downstream quarantine it.
+A record with a value that does not parse as its type, or is longer than its Salesforce field
+allows (a CRM that let it through, or a value that breaks Arrow's CSV reader), is held back:
+appended as `Rejected` (object, id, field, why) to the caller's `held` list for ops.quarantine,
+with a warning; the other records of the page load. Why not NULL: a silently emptied value would look like real data.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ingest.fields import ObjectSpec, snake
+from ingest.quarantine import Rejected
 
 log = logging.getLogger(__name__)
+
 
 _POLARS_NATIVE = {
     "boolean": pl.Boolean,
@@ -28,7 +32,7 @@ _POLARS_NATIVE = {
 }
 
 
-def _typed(spec: ObjectSpec, frame: pl.DataFrame) -> pa.Table:
+def _typed(spec: ObjectSpec, frame: pl.DataFrame, held: list[Rejected] | None) -> pa.Table:
     """Cast a frame of raw values (strings or JSON natives) to the spec's Arrow schema."""
     exprs = []
     for f in spec.fields:
@@ -53,42 +57,82 @@ def _typed(spec: ObjectSpec, frame: pl.DataFrame) -> pa.Table:
             expr = col.cast(pl.String)
         exprs.append(expr.alias(snake(f.name)))
     typed = frame.select(exprs)
-    _warn_unparsed(spec, frame, typed)
-    return typed.to_arrow().cast(spec.arrow_schema)
+    unparsed = {
+        f.name: frame[f.name].is_not_null() & typed[snake(f.name)].is_null() for f in spec.fields
+    }
+    return _screen(spec, typed, unparsed, held, frame)
 
 
-def _warn_unparsed(spec: ObjectSpec, raw: pl.DataFrame, typed: pl.DataFrame) -> None:
+def _screen(
+    spec: ObjectSpec,
+    typed: pl.DataFrame,
+    unparsed: dict[str, pl.Series],
+    held: list[Rejected] | None,
+    raw: pl.DataFrame | None = None,
+) -> pa.Table:
+    """The records without a value longer than its field allows or not parseable as its type;
+    one `Rejected` per bad value (naming the record's id) is appended to `held`."""
+    bad = {name: mask for name, mask in unparsed.items() if mask.any()}
     for f in spec.fields:
-        lost = raw[f.name].is_not_null() & typed[snake(f.name)].is_null()
-        if lost.any():
-            ids = raw.filter(lost)["Id"].head(5).to_list()
-            values = raw.filter(lost)[f.name].head(3).to_list()
-            log.warning(
-                "%s.%s: %d value(s) not parseable as %s (kept as NULL), e.g. ids %s values %s",
-                spec.name,
-                f.name,
-                int(lost.sum()),
-                f.type,
-                ids,
-                values,
+        limit = f.max_length
+        if limit is None:
+            continue
+        longer = typed[snake(f.name)].str.len_chars() > limit
+        if longer.any():
+            bad[f.name] = longer.fill_null(False) | bad.get(f.name, False)
+    if not bad:
+        return typed.to_arrow().cast(spec.arrow_schema)
+    rejected: list[Rejected] = []
+    dropped = pl.Series([False] * typed.height)
+    fields = {f.name: f for f in spec.fields}
+    for name, mask in bad.items():
+        f = fields[name]
+        source = raw[name] if raw is not None else typed[snake(name)]
+        for row in mask.arg_true().to_list():
+            value = source[row]
+            text = None if value is None else str(value)
+            limit = f.max_length
+            if limit is not None and text is not None and len(text) > limit:
+                problem, why = (
+                    "too_long",
+                    f"{len(text)} characters, longer than the field's {limit}",
+                )
+            else:
+                problem, why = "unparseable", f"not parseable as {f.type}"
+            rejected.append(
+                Rejected("extract", spec.name, name, problem, text, why, record_id=typed["id"][row])
             )
+        dropped = dropped | mask
+    log.warning(
+        "%s: %d record(s) held back, e.g. %s",
+        spec.name,
+        int(dropped.sum()),
+        rejected[0].describe(),
+    )
+    if held is not None:
+        held.extend(rejected)
+    return typed.filter(~dropped).to_arrow().cast(spec.arrow_schema)
 
 
-def records_to_arrow(spec: ObjectSpec, records: list[dict]) -> pa.Table:
-    """REST query records (dicts keyed by API name) -> typed Arrow table."""
+def records_to_arrow(
+    spec: ObjectSpec, records: list[dict], held: list[Rejected] | None = None
+) -> pa.Table:
+    """REST query records (dicts keyed by API name) -> typed Arrow table of the loadable ones;
+    the others are appended to `held` (for ops.quarantine)."""
     columns = {}
     for f in spec.fields:
         dtype = _POLARS_NATIVE.get(f.type, pl.String)
         columns[f.name] = pl.Series(f.name, [r.get(f.name) for r in records], dtype, strict=False)
-    return _typed(spec, pl.DataFrame(columns))
+    return _typed(spec, pl.DataFrame(columns), held)
 
 
-def csv_to_arrow(spec: ObjectSpec, data: bytes) -> pa.Table:
+def csv_to_arrow(spec: ObjectSpec, data: bytes, held: list[Rejected] | None = None) -> pa.Table:
     """One Bulk 2.0 CSV result page -> typed Arrow table; a missing column is an error.
 
     Fast path: Arrow's multi-threaded CSV reader converts straight to the raw schema's types.
-    A page holding a value that does not parse as its type takes the tolerant path instead
-    (strings, then `_typed`: NULL plus a warning naming the field and ids).
+    A page holding a value that does not parse as its type, or a value larger than the reader's
+    block, takes the tolerant path instead (strings in one block, then `_typed`). Either way a
+    record with a bad value is left out and appended to `held`; the page's others go on.
     """
     header = next(csv.reader([data[: data.find(b"\n")].decode("utf-8").rstrip("\r")]), [])
     missing = [n for n in spec.field_names if n not in header]
@@ -102,17 +146,25 @@ def csv_to_arrow(spec: ObjectSpec, data: bytes) -> pa.Table:
     except pa.ArrowInvalid as exc:
         log.info("%s: a bulk page needs the tolerant parser (%s)", spec.name, exc)
     else:
-        return table.rename_columns(spec.arrow_schema.names).cast(spec.arrow_schema)
-    strings = _read_csv(data, spec, {name: pa.string() for name in spec.field_names})
+        typed = pl.from_arrow(table.rename_columns(spec.arrow_schema.names).cast(spec.arrow_schema))
+        assert isinstance(typed, pl.DataFrame)
+        return _screen(spec, typed, {}, held)
+    strings = _read_csv(
+        data, spec, {name: pa.string() for name in spec.field_names}, block_size=len(data) + 1
+    )
     frame = pl.from_arrow(strings)
     assert isinstance(frame, pl.DataFrame)
-    return _typed(spec, frame)
+    return _typed(spec, frame, held)
 
 
-def _read_csv(data: bytes, spec: ObjectSpec, types: dict[str, pa.DataType]) -> pa.Table:
+def _read_csv(
+    data: bytes, spec: ObjectSpec, types: dict[str, pa.DataType], block_size: int | None = None
+) -> pa.Table:
     # Only an empty value is null: "N/A" or "null" in a text field is data (dirty websites).
+    read = pacsv.ReadOptions(block_size=block_size) if block_size else None
     return pacsv.read_csv(
         io.BytesIO(data),
+        read_options=read,
         convert_options=pacsv.ConvertOptions(
             column_types=types,
             include_columns=spec.field_names,

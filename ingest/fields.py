@@ -15,7 +15,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from local_crm.schema import OBJECTS, Field
 
-# Personal data not extracted (issue 7, item 8). Matching needs e-mail addresses (engagement
+# Personal data not extracted. Matching needs e-mail addresses (engagement
 # feed -> contact/rep, lead -> account domain) and company names, never a person's name.
 # User.Name stays: a rep's name is how managers read book reports.
 EXCLUDED_FIELDS: dict[str, dict[str, str]] = {

@@ -6,9 +6,12 @@ the SHA-256 of its bytes, recorded in `raw_files._ingested_files`:
 - the same name and bytes again: skipped (already loaded);
 - the same bytes under another name (a re-delivery): recorded as a duplicate, no rows loaded;
 - the same name with new bytes (a corrected file): its earlier rows are replaced;
-- a file that does not parse or validate: recorded in `raw_files._rejected_files` with the
-  reason (file, row, column), logged, and held back; the other files still load. A rejected
-  file is retried only when its bytes change.
+- a row with a value that does not parse as its column's type, or an empty key: held back in
+  `ops.quarantine` (stage 'landing': file, 1-based data row, column, value, reason); the file's
+  other rows load;
+- a file that cannot be read, lacks a column, or has no loadable row: recorded in
+  `raw_files._rejected_files` with the reason, logged, and held back whole; the other files
+  still load. A rejected file is retried only when its bytes change.
 Rows are also de-duplicated on their natural key (engagement: activity_id; intent: domain,
 topic, week), so overlapping exports never double-count. One transaction per file.
 """
@@ -24,6 +27,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from ingest.quarantine import Rejected, record_rejected
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ class FileIngestStats:
     already_loaded: list[str] = field(default_factory=list)
     duplicates: dict[str, str] = field(default_factory=dict)  # file -> file it duplicates
     rejected: dict[str, str] = field(default_factory=dict)  # file -> reason
+    quarantined: dict[str, int] = field(default_factory=dict)  # file -> bad rows held back
     rows_loaded: dict[str, int] = field(default_factory=dict)  # table -> rows inserted
 
 
@@ -114,12 +120,12 @@ _POLARS = {
 }
 
 
-def _cast(name: str, frame: pl.DataFrame, column: str, sql_type: str) -> pl.Series:
-    """Cast one column strictly; a bad value is reported with its 1-based data row number."""
+def _cast(frame: pl.DataFrame, column: str, sql_type: str) -> tuple[pl.Series, pl.Series]:
+    """Cast one column leniently: (typed column, mask of the values that did not parse)."""
     s = frame[column]
     target = _POLARS[sql_type]
     if s.dtype == target:
-        return s
+        return s, pl.Series(column, [False] * s.len(), pl.Boolean)
     if sql_type == "date" and s.dtype == pl.String:
         out = s.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
     elif sql_type == "timestamptz" and s.dtype == pl.String:
@@ -142,15 +148,13 @@ def _cast(name: str, frame: pl.DataFrame, column: str, sql_type: str) -> pl.Seri
     bad = s.is_not_null() & out.is_null()
     if s.dtype == pl.String:
         bad = bad & (s.str.strip_chars() != "")
-    if bad.any():
-        row = int(bad.arg_max() or 0)
-        raise MalformedFile(
-            f"{name}: row {row + 1} column {column!r}: {s[row]!r} is not a valid {sql_type}"
-        )
-    return out
+    return out, bad
 
 
-def _validate(feed: Feed, name: str, frame: pl.DataFrame) -> pl.DataFrame:
+def _validate(feed: Feed, name: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Rejected]]:
+    """The file's loadable rows, typed and de-duplicated, and its bad rows (one entry per bad
+    value: row number, column, reason). A file without the feed's columns, without rows, or
+    without a single loadable row is malformed as a whole."""
     missing = [c for c in feed.columns if c not in frame.columns]
     if missing:
         raise MalformedFile(
@@ -159,22 +163,50 @@ def _validate(feed: Feed, name: str, frame: pl.DataFrame) -> pl.DataFrame:
         )
     if frame.height == 0:
         raise MalformedFile(f"{name}: no data rows")
-    typed = pl.DataFrame({c: _cast(name, frame, c, t) for c, t in feed.columns.items()})
+    typed: dict[str, pl.Series] = {}
+    rejected: list[Rejected] = []
+    bad_rows = pl.Series("bad", [False] * frame.height, pl.Boolean)
+    for column, sql_type in feed.columns.items():
+        typed[column], bad = _cast(frame, column, sql_type)
+        for row in bad.arg_true().to_list():
+            rejected.append(_rejected(feed, name, row, column, frame[column][row],
+                                      f"not a valid {sql_type}"))  # fmt: skip
+        bad_rows = bad_rows | bad
     for key in feed.key:
-        nulls = typed[key].is_null()
-        if typed[key].dtype == pl.String:
-            nulls = nulls | (typed[key].str.strip_chars() == "")
-        if nulls.any():
-            raise MalformedFile(f"{name}: row {int(nulls.arg_max() or 0) + 1} has no {key!r}")
-    deduped = typed.unique(subset=list(feed.key), keep="last", maintain_order=True)
-    if deduped.height < typed.height:
+        raw = frame[key]
+        empty = raw.is_null()
+        if raw.dtype == pl.String:
+            empty = empty | (raw.str.strip_chars() == "")
+        for row in empty.arg_true().to_list():
+            rejected.append(_rejected(feed, name, row, key, raw[row], "key column is empty"))
+        bad_rows = bad_rows | empty
+    if bad_rows.all():
+        first = min(rejected, key=lambda r: r.row_number or 0)
+        raise MalformedFile(f"{name}: no loadable row ({len(rejected)} bad value(s); first: "
+                            f"{first.describe()})")  # fmt: skip
+    good = pl.DataFrame(typed).filter(~bad_rows)
+    deduped = good.unique(subset=list(feed.key), keep="last", maintain_order=True)
+    if deduped.height < good.height:
         log.warning(
             "%s: %d row(s) repeat a key %s within the file; the last one is kept",
             name,
-            typed.height - deduped.height,
+            good.height - deduped.height,
             feed.key,
         )
-    return deduped
+    return deduped, sorted(rejected, key=lambda r: (r.row_number or 0, r.column))
+
+
+def _rejected(feed: Feed, name: str, row: int, column: str, value: object, why: str) -> Rejected:
+    return Rejected(
+        stage="landing",
+        object=feed.name,
+        column=column,
+        problem="unparseable" if why.startswith("not ") else "empty_key",
+        value=None if value is None else str(value),
+        reason=f"{value!r} {why}" if why.startswith("not ") else why,
+        file_name=name,
+        row_number=row + 1,
+    )
 
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -247,21 +279,27 @@ def _load_file(
 
 
 def run_file_ingest(
-    landing_dir: str | Path, warehouse_path: str | Path, *, loaded_at: datetime | None = None
+    landing_dir: str | Path,
+    warehouse_path: str | Path,
+    *,
+    loaded_at: datetime | None = None,
+    run_id: str | None = None,
 ) -> FileIngestStats:
-    """Load new landing files into raw_files; never raises for a bad file (it is held back).
+    """Load new landing files into raw_files; never raises for a bad file or row (held back).
 
-    `loaded_at` stamps `_loaded_at` (audit only; defaults to the current time).
+    `loaded_at` stamps `_loaded_at` (audit only; defaults to the current time). `run_id` names
+    the run in ops.quarantine (default: `files-<loaded_at>`).
     """
     landing = Path(landing_dir).resolve()
     stamp = loaded_at or datetime.now(UTC)
+    run_id = run_id or f"files-{stamp:%Y%m%dT%H%M%S}"
     stats = FileIngestStats(rows_loaded={feed.table: 0 for feed in FEEDS})
     Path(warehouse_path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(Path(warehouse_path).resolve()))
     try:
         _ensure_tables(con)
         for feed in FEEDS:
-            _ingest_feed(con, feed, landing / feed.folder, stamp, stats)
+            _ingest_feed(con, feed, landing / feed.folder, stamp, run_id, stats)
     finally:
         con.close()
     return stats
@@ -272,6 +310,7 @@ def _ingest_feed(
     feed: Feed,
     folder: Path,
     stamp: datetime,
+    run_id: str,
     stats: FileIngestStats,
 ) -> None:
     if not folder.is_dir():
@@ -310,7 +349,7 @@ def _ingest_feed(
             stats.duplicates[label] = f"{feed.folder}/{original}"
             continue
         try:
-            frame = _validate(feed, label, feed.reader(path))
+            frame, bad = _validate(feed, label, feed.reader(path))
         except MalformedFile as exc:
             reason = str(exc)
             log.error("rejected landing file %s: %s", label, reason)
@@ -325,6 +364,7 @@ def _ingest_feed(
         _exec(con, "begin transaction")
         try:
             rows = _load_file(con, feed, name, frame, stamp)
+            record_rejected(con, bad, run_id, stamp)
             _record(con, feed, name, digest, "loaded", None, rows, stamp)
             _exec(
                 con,
@@ -340,6 +380,13 @@ def _ingest_feed(
         stats.loaded.append(label)
         stats.rows_loaded[feed.table] += rows
         log.info("loaded %s: %d new row(s) into %s.%s", label, rows, SCHEMA, feed.table)
+        if bad:
+            held = len({r.row_number for r in bad})
+            stats.quarantined[label] = held
+            log.warning(
+                "%s: %d bad row(s) held back in ops.quarantine (run %s), e.g. %s",
+                label, held, run_id, bad[0].describe(),
+            )  # fmt: skip
 
 
 def _record(

@@ -3,11 +3,12 @@
 Incremental on SystemModstamp (CreatedDate for immutable AccountHistory) with a look-back
 window: each run asks for rows with `cursor >= max loaded cursor - look-back`, so a row whose
 transaction committed late (stamped earlier than rows we already saw) is still picked up; rows
-whose (Id, cursor) is already in the raw table are dropped before loading, so a run without
-CRM changes loads nothing and leaves every raw row (including `_dlt_load_id`) untouched.
+whose (Id, cursor, content) is already in the raw table are dropped before loading, so a run
+without CRM changes loads nothing and leaves every raw row (including `_dlt_load_id`) untouched,
+while a new version that shares its predecessor's stamp is still loaded.
 
 Why the cursor comes from the raw table and not from dlt's `incremental` state: the look-back
-de-duplication needs the (Id, cursor) pairs already loaded, and those live in the table; the
+de-duplication needs the rows already loaded, and those live in the table; the
 table is also the only thing that cannot disagree with what was really loaded.
 
 All objects are read with `queryAll`, so soft-deleted rows (IsDeleted = true) and archived
@@ -51,6 +52,7 @@ import pyarrow.compute as pc
 from crm.salesforce import SalesforceConnection
 from ingest.arrow import csv_to_arrow, records_to_arrow
 from ingest.fields import ObjectSpec, object_specs, snake
+from ingest.quarantine import Rejected, save_rejected
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ DATASET = "raw_salesforce"
 PIPELINE_NAME = "books_salesforce"
 
 Progress = Callable[[str, int], None]
+_CONTENT = "_books_content_hash"  # per-row hash of the extracted fields (look-back dedupe)
+_ROW = "_books_row"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class LoadStats:
     method: Literal["bulk", "rest"]
     since: datetime | None  # cursor lower bound used (None = full load)
     seconds: float
+    quarantined: tuple[Rejected, ...] = ()  # records held back (ops.quarantine, stage extract)
 
 
 @dataclass
@@ -93,6 +98,7 @@ class _Tally:
     since: datetime | None = None
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+    rejected: list[Rejected] = field(default_factory=list)  # held back: not in `fetched`
 
 
 def default_pipelines_dir(warehouse_path: Path) -> Path:
@@ -148,9 +154,18 @@ def _crm_is_empty(conn: SalesforceConnection, spec: ObjectSpec) -> bool:
 
 
 def _empty_seen(spec: ObjectSpec) -> pl.DataFrame:
-    cursor = snake(spec.cursor)
-    return pl.DataFrame(
-        {"id": [], cursor: []}, schema={"id": pl.String, cursor: pl.Datetime("us", "UTC")}
+    return _seen_keys(spec, spec.arrow_schema.empty_table())
+
+
+def _seen_keys(spec: ObjectSpec, rows: pa.Table) -> pl.DataFrame:
+    """(id, cursor, content hash) of typed rows: what makes a fetched row "already loaded".
+
+    Why the content too: two versions of a record may share a stamp (a clock that stood still,
+    a write within the stamp's resolution); (id, stamp) alone would drop the newer one."""
+    frame = pl.from_arrow(rows.select(spec.arrow_schema.names).cast(spec.arrow_schema))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.select(
+        pl.col("id"), pl.col(snake(spec.cursor)), frame.hash_rows(seed=0).alias(_CONTENT)
     )
 
 
@@ -162,14 +177,22 @@ def _loaded_window(
     if latest[0][0] is None:
         return None, _empty_seen(spec)
     since = latest[0][0] - lookback
+    present = {
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [DATASET, spec.table],
+        ).fetchall()
+    }
+    columns = ", ".join(
+        f'"{c}"' if c in present else f'null as "{c}"' for c in spec.arrow_schema.names
+    )
     seen_arrow = con.sql(
-        f'select id, "{cursor}" from {DATASET}."{spec.table}" where "{cursor}" >= $since',
+        f'select {columns} from {DATASET}."{spec.table}" where "{cursor}" >= $since',
         params={"since": since},
     ).to_arrow_table()
-    seen = pl.DataFrame(pl.from_arrow(seen_arrow)).with_columns(
-        pl.col(cursor).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-    )
-    return since, seen
+    return since, _seen_keys(spec, seen_arrow)
 
 
 def _pull(
@@ -182,16 +205,16 @@ def _pull(
     total = conn.last_total_size or 0
     if total <= cfg.bulk_threshold:
         tally.method = "rest"
-        yield records_to_arrow(spec, first)
+        yield records_to_arrow(spec, first, tally.rejected)
         for page in pages:
-            yield records_to_arrow(spec, page)
+            yield records_to_arrow(spec, page, tally.rejected)
         return
     pages.close()
     log.info("%s: %d rows changed since %s; switching to Bulk 2.0", spec.name, total, since)
     tally.method = "bulk"
     for chunk in conn.bulk_query_csv(soql, include_deleted=True, max_records=cfg.bulk_page_rows):
         if chunk.strip():
-            yield csv_to_arrow(spec, chunk)
+            yield csv_to_arrow(spec, chunk, tally.rejected)
 
 
 def _object_rows(
@@ -203,14 +226,14 @@ def _object_rows(
     tally: _Tally,
     progress: Progress | None,
 ) -> Iterator[pa.Table]:
-    cursor = snake(spec.cursor)
+    keys = ["id", snake(spec.cursor), _CONTENT]
     tally.started = time.perf_counter()
     for batch in _pull(conn, spec, since, cfg, tally):
         tally.fetched += batch.num_rows
         if seen.height and batch.num_rows:
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            batch = frame.join(seen, on=["id", cursor], how="anti").to_arrow().cast(batch.schema)
+            fetched = _seen_keys(spec, batch).with_row_index(_ROW)
+            new = fetched.join(seen, on=keys, how="anti", nulls_equal=True)[_ROW]
+            batch = batch.take(new.to_arrow())
         if batch.num_rows:
             tally.loaded += batch.num_rows
             tally.deleted += int(pc.sum(batch["is_deleted"]).as_py() or 0)
@@ -358,7 +381,7 @@ def _first_load(
                 continue
             if not chunk.strip():
                 continue
-            batch = csv_to_arrow(spec, chunk)
+            batch = csv_to_arrow(spec, chunk, tally.rejected)
             _append(con, spec, batch, load_id)
             tally.fetched += batch.num_rows
             tally.loaded += batch.num_rows
@@ -420,8 +443,12 @@ def run_salesforce_ingest(
     objects: Sequence[str] | None = None,
     progress: Progress | None = None,
     config: IngestConfig | None = None,
+    run_id: str | None = None,
 ) -> dict[str, LoadStats]:
-    """Extract changed rows of `objects` (default: all) and merge them into raw_salesforce."""
+    """Extract changed rows of `objects` (default: all) and merge them into raw_salesforce.
+
+    A record with a value ingestion cannot load is held back in ops.quarantine under `run_id`
+    (default `extract-<now>`), and the other records load."""
     cfg = config or IngestConfig()
     path = Path(warehouse_path).resolve()
     specs = object_specs()
@@ -457,10 +484,12 @@ def run_salesforce_ingest(
             object_name=name,
             table=specs[name].table,
             rows_loaded=t.loaded,
-            rows_fetched=t.fetched,
+            rows_fetched=t.fetched + len({r.record_id for r in t.rejected}),
             deleted_rows=t.deleted,
             method=t.method,
             since=t.since,
             seconds=(t.finished or time.perf_counter()) - t.started,
+            quarantined=tuple(t.rejected),
         )
+    save_rejected(path, [r for t in tallies.values() for r in t.rejected], run_id)
     return stats

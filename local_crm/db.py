@@ -49,6 +49,15 @@ def format_datetime(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime(DATETIME_FORMAT)
 
 
+def advanced_stamp(now: datetime, previous: str | None) -> str:
+    """A write's SystemModstamp: the clock, or one tick (the format keeps whole seconds) after
+    the record's previous stamp when the clock has not passed it. Salesforce's stamp always
+    advances on a write; a frozen clock (tests, hand-built worlds) must not hide one."""
+    if previous is None:
+        return format_datetime(now)
+    return format_datetime(max(now, parse_datetime(previous) + timedelta(seconds=1)))
+
+
 def format_date(d: date) -> str:
     """Storage/API format `YYYY-MM-DD`."""
     if isinstance(d, datetime):
@@ -648,7 +657,8 @@ class CrmStore:
         fields and bumps LastModifiedDate/SystemModstamp of every updated record."""
         obj = get_object(object_name)
         forced = forced_errors or {}
-        now = format_datetime(self.clock.now())
+        clock = self.clock.now()
+        now = format_datetime(clock)
         with self.connection() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -660,7 +670,7 @@ class CrmStore:
                 for rec_id, (old, new) in changes.items():
                     sets = dict(new)
                     sets["LastModifiedDate"] = now
-                    sets["SystemModstamp"] = now
+                    sets["SystemModstamp"] = advanced_stamp(clock, old.get("SystemModstamp"))
                     con.execute(
                         f"UPDATE {qi(obj.name)} SET "
                         + ", ".join(f"{qi(c)} = ?" for c in sets)
@@ -785,12 +795,13 @@ class CrmStore:
         """Soft delete (IsDeleted=1, like the recycle bin); deleted rows stay in queryAll."""
         obj = get_object(object_name)
         forced = forced_errors or {}
-        now = format_datetime(self.clock.now())
+        clock = self.clock.now()
+        now = format_datetime(clock)
         results: list[RecordResult] = []
         with self.connection() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                targets: list[str] = []
+                targets: list[tuple[str, str]] = []  # (id, its new SystemModstamp)
                 for i, raw in enumerate(ids):
                     try:
                         rec_id = to_id18(str(raw))
@@ -802,7 +813,8 @@ class CrmStore:
                         )
                         continue
                     row = con.execute(
-                        f'SELECT "IsDeleted" FROM {qi(obj.name)} WHERE "Id" = ?', (rec_id,)
+                        f'SELECT "IsDeleted", "SystemModstamp" FROM {qi(obj.name)} WHERE "Id" = ?',
+                        (rec_id,),
                     ).fetchone()
                     err: RecordError | None = None
                     if row is None or not rec_id.startswith(obj.key_prefix):
@@ -813,18 +825,18 @@ class CrmStore:
                         err = RecordError("ENTITY_IS_DELETED", "entity is deleted")
                     elif i in forced:
                         err = forced[i]
-                    elif rec_id in targets:
+                    elif rec_id in {t for t, _ in targets}:
                         err = RecordError("DUPLICATE_VALUE", f"Duplicate id in list: {rec_id}")
                     results.append(RecordResult(rec_id, err is None, [err] if err else []))
                     if err is None:
-                        targets.append(rec_id)
+                        targets.append((rec_id, advanced_stamp(clock, row[1])))
                 if all_or_none and not all(r.success for r in results):
                     con.execute("ROLLBACK")
                     return _roll_back(results)
                 con.executemany(
                     f'UPDATE {qi(obj.name)} SET "IsDeleted" = 1, "LastModifiedDate" = ?, '
                     '"SystemModstamp" = ? WHERE "Id" = ?',
-                    [(now, now, t) for t in targets],
+                    [(now, stamp, t) for t, stamp in targets],
                 )
                 con.execute("COMMIT")
             except BaseException:
@@ -961,6 +973,9 @@ def _coerce(obj: SObject, rec: Mapping[str, Any]) -> tuple[dict[str, Any], list[
                     (k,),
                 )
             ]
+        limit = f.max_length
+        if limit is not None and isinstance(out[k], str) and len(out[k]) > limit:
+            return {}, [_too_long(f, out[k], limit)]
         if f.picklist and out[k] not in f.picklist:
             return {}, [
                 RecordError(
@@ -970,6 +985,16 @@ def _coerce(obj: SObject, rec: Mapping[str, Any]) -> tuple[dict[str, Any], list[
                 )
             ]
     return out, []
+
+
+def _too_long(f: Field, value: str, limit: int) -> RecordError:
+    """Salesforce's error for a text value over its field's length (the value shown cut short)."""
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    return RecordError(
+        "STRING_TOO_LONG",
+        f"{f.name}: data value too large: {shown} (max length={limit})",
+        (f.name,),
+    )
 
 
 def _coerce_value(f: Field, v: Any) -> Any:

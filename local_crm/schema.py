@@ -27,6 +27,18 @@ FIELD_TYPES = (
     "textarea",
 )
 
+# Salesforce's maximum text length (characters) per field type; a write over it fails with
+# STRING_TOO_LONG. A field may set a smaller `length`, as Salesforce's standard fields do.
+TEXT_LENGTHS = {
+    "id": 18,
+    "reference": 18,
+    "string": 255,
+    "url": 255,
+    "email": 80,
+    "picklist": 255,
+    "textarea": 32_768,  # a long text area's default size
+}
+
 
 @dataclass(frozen=True)
 class Field:
@@ -37,10 +49,16 @@ class Field:
     updateable: bool = True
     nillable: bool = True
     custom: bool = False
+    length: int | None = None  # text fields: a limit below the type's (TEXT_LENGTHS)
 
     def __post_init__(self) -> None:
         if self.type not in FIELD_TYPES:
             raise ValueError(f"unknown field type {self.type!r} for {self.name}")
+
+    @property
+    def max_length(self) -> int | None:
+        """The most characters a value may have (None: not a text field)."""
+        return self.length or TEXT_LENGTHS.get(self.type)
 
 
 @dataclass(frozen=True)
@@ -128,7 +146,7 @@ OBJECTS: dict[str, SObject] = {
             "005",
             _system(owner=False)
             + (
-                Field("Username", "string", nillable=False),
+                Field("Username", "string", nillable=False, length=80),
                 Field("Name", "string", nillable=False),
                 Field("Email", "email"),
                 Field("IsActive", "boolean", nillable=False),
@@ -149,8 +167,8 @@ OBJECTS: dict[str, SObject] = {
                 Field("Industry", "picklist"),
                 Field("NumberOfEmployees", "int"),
                 Field("AnnualRevenue", "currency"),
-                Field("BillingCountry", "string"),
-                Field("BillingState", "string"),
+                Field("BillingCountry", "string", length=80),
+                Field("BillingState", "string", length=80),
                 Field("ParentId", "reference", reference_to="Account"),
                 Field("Type", "picklist", picklist=ACCOUNT_TYPES),
                 Field("Book_Status__c", "picklist", picklist=BOOK_STATUSES, custom=True),
@@ -174,10 +192,10 @@ OBJECTS: dict[str, SObject] = {
             _system()
             + (
                 Field("AccountId", "reference", reference_to="Account"),
-                Field("FirstName", "string"),
-                Field("LastName", "string", nillable=False),
+                Field("FirstName", "string", length=40),
+                Field("LastName", "string", nillable=False, length=80),
                 Field("Email", "email"),
-                Field("Title", "string"),
+                Field("Title", "string", length=128),
                 Field("Is_Key_Contact__c", "boolean", custom=True),
             ),
         ),
@@ -186,8 +204,8 @@ OBJECTS: dict[str, SObject] = {
             "00Q",
             _system()
             + (
-                Field("FirstName", "string"),
-                Field("LastName", "string", nillable=False),
+                Field("FirstName", "string", length=40),
+                Field("LastName", "string", nillable=False, length=80),
                 Field("Company", "string", nillable=False),
                 Field("Email", "email"),
                 Field("Website", "url"),
@@ -205,7 +223,7 @@ OBJECTS: dict[str, SObject] = {
             _system()
             + (
                 Field("AccountId", "reference", reference_to="Account"),
-                Field("Name", "string", nillable=False),
+                Field("Name", "string", nillable=False, length=120),
                 Field("StageName", "picklist", picklist=OPPORTUNITY_STAGES, nillable=False),
                 Field("Amount", "currency"),
                 Field("CloseDate", "date", nillable=False),

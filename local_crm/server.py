@@ -57,6 +57,10 @@ BULK_DEFAULT_PAGE_ROWS = 1_000_000  # rows per bulk query results page without m
 CURSOR_IDLE_SECONDS = 15 * 60  # Salesforce expires idle query locators after 15 minutes
 MAX_OPEN_CURSORS = 50
 ORG_ID = make_id("00D", 1)
+# A Bulk upload value may exceed the csv module's 128 KiB default: its row must fail on its own
+# with STRING_TOO_LONG (the store's field lengths), not break the whole upload.
+MAX_UPLOAD_VALUE = 64 * 1024 * 1024
+csv.field_size_limit(max(csv.field_size_limit(), MAX_UPLOAD_VALUE))
 
 # Credentials start_in_process/serve register when the store has none (documented in README).
 DEFAULT_CLIENT_ID = "books-local-client"
@@ -1335,9 +1339,7 @@ def describe(obj: SObject) -> dict[str, Any]:
                 "label": f.name.replace("__c", "").replace("_", " "),
                 "type": f.type,
                 "soapType": _soap_type(f.type),
-                "length": 255
-                if f.type in ("string", "url", "email", "picklist")
-                else (18 if f.type in ("id", "reference") else 0),
+                "length": f.max_length or 0,
                 "custom": f.custom,
                 "nillable": f.nillable,
                 "createable": obj.createable and not system,

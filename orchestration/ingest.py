@@ -20,7 +20,7 @@ from ingest.fields import object_specs
 from ingest.files import FEEDS, run_file_ingest
 from ingest.files import SCHEMA as FILES_SCHEMA
 from ingest.salesforce import DATASET, run_salesforce_ingest
-from orchestration.cycle import TAG_DRY_RUN, PolicyResource, flag_of
+from orchestration.cycle import TAG_DRY_RUN, PolicyResource, as_of_date_of, flag_of
 from orchestration.resources import CrmOpener, WarehouseResource
 from reverse_etl import WritePolicy, recover
 
@@ -93,8 +93,9 @@ def salesforce_raw(
             recovered = recover(conn, warehouse.warehouse_path, policy=write_policy)
         if recovered:
             context.log.warning(f"finished {recovered} write-back rows an interrupted run left")
+        run_id = policy.run_id_for(context, as_of_date_of(context))
         stats = run_salesforce_ingest(
-            conn, warehouse.warehouse_path, objects=objects, progress=progress
+            conn, warehouse.warehouse_path, objects=objects, progress=progress, run_id=run_id
         )
         usage = conn.api_usage
     totals = _table_rows(warehouse, DATASET, [stats[o].table for o in objects])
@@ -103,8 +104,15 @@ def salesforce_raw(
         context.log.info(
             f"{name}: {s.rows_loaded} new/changed rows ({s.deleted_rows} deleted) via {s.method}"
         )
+        if s.quarantined:
+            context.log.warning(
+                f"{name}: {len(s.quarantined)} record value(s) ingestion cannot load held back in "
+                f"ops.quarantine (run {run_id}), e.g. {s.quarantined[0].describe()}; the "
+                "warehouse keeps their previous version until the CRM holds a loadable one"
+            )
         metadata: dict = {
             "rows_loaded": s.rows_loaded,
+            "rows_quarantined": len({r.record_id for r in s.quarantined}),
             "rows_fetched": s.rows_fetched,
             "deleted_rows": s.deleted_rows,
             "method": s.method,
@@ -124,7 +132,8 @@ def salesforce_raw(
             key,
             description=f"raw_files.{table}: the {feed.name} feed from the landing folder "
             f"({feed.folder}/{feed.pattern}); each file once, re-deliveries not double-counted, "
-            "malformed files held back in raw_files._rejected_files.",
+            "bad rows held back in ops.quarantine, unreadable files in "
+            "raw_files._rejected_files.",
             group_name=GROUP,
             kinds={"files", "duckdb"},
             skippable=True,
@@ -137,12 +146,18 @@ def salesforce_raw(
     pool=POOL,
 )
 def landing_files(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicyResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Load new intent and engagement files; a bad file is reported, never fatal."""
-    stats = run_file_ingest(warehouse.landing_path, warehouse.warehouse_path)
+    """Load new intent and engagement files; a bad file or row is reported, never fatal."""
+    run_id = policy.run_id_for(context, as_of_date_of(context))
+    stats = run_file_ingest(warehouse.landing_path, warehouse.warehouse_path, run_id=run_id)
     for label, reason in stats.rejected.items():
         context.log.warning(f"landing file {label} held back: {reason}")
+    for label, rows in stats.quarantined.items():
+        context.log.warning(
+            f"landing file {label}: {rows} bad row(s) held back in ops.quarantine "
+            f"(run {run_id}); its other rows loaded"
+        )
     totals = _table_rows(warehouse, FILES_SCHEMA, list(FILE_KEYS))
     for feed in FEEDS:
         key = FILE_KEYS[feed.table]
@@ -157,6 +172,9 @@ def landing_files(
                 "files_duplicate": len([f for f in stats.duplicates if f.startswith(prefix)]),
                 "files_rejected": dg.MetadataValue.json(
                     {f: r for f, r in stats.rejected.items() if f.startswith(prefix)}
+                ),
+                "rows_quarantined": sum(
+                    n for f, n in stats.quarantined.items() if f.startswith(prefix)
                 ),
                 "dagster/row_count": totals[feed.table],
             },

@@ -1,4 +1,4 @@
-"""Data contracts: bad rows are quarantined exactly, bad tables block (issue 7, item 1)."""
+"""Data contracts: bad rows are quarantined exactly, bad tables block."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ def _change_raw(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         "true, [], now() from ops.contract_runs"
     )
     con.execute(
-        "insert into ops.quarantine values ('Task', ?, 'type.picklist', 'Meeting', 'test', "
+        "insert into ops.quarantine (object, record_id, rule, value, reason, run_id, "
+        "detected_at, dlt_id) values ('Task', ?, 'type.picklist', 'Meeting', 'test', "
         "'incremental-test', now(), 'x')",
         [role["edited"]],
     )

@@ -1,4 +1,4 @@
-"""Bulk CSV pages parse straight to the raw types; a bad value falls back to NULL + a warning."""
+"""Bulk CSV pages parse straight to the raw types; a record with a bad value is held back."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def _page(**values: str) -> bytes:
 
 
 def test_page_parses_to_the_raw_schema() -> None:
+    rejected: list = []
     table = csv_to_arrow(
         SPEC,
         _page(
@@ -31,8 +32,9 @@ def test_page_parses_to_the_raw_schema() -> None:
             Website="N/A",
             Last_Touch_Date__c="2025-01-03",
         ),
+        rejected,
     )
-    assert table.schema == SPEC.arrow_schema
+    assert table.schema == SPEC.arrow_schema and rejected == []
     (row,) = table.to_pylist()
     assert row["is_deleted"] is True and row["number_of_employees"] == 42
     assert row["annual_revenue"] == 0.1 + 0.2
@@ -42,13 +44,21 @@ def test_page_parses_to_the_raw_schema() -> None:
     assert row["name"] is None  # an empty value is null
 
 
-def test_unparseable_value_becomes_null_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_record_with_an_unparseable_value_is_held_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING)
-    table = csv_to_arrow(
-        SPEC, _page(Id="001Dy0000000001IAA", NumberOfEmployees="lots", Name="Acme")
+    page = _page(Id="001Dy0000000001IAA", NumberOfEmployees="lots", Name="Acme")
+    page += b'"001Dy0000000002IAA"' + b',""' * (len(SPEC.field_names) - 1) + b"\n"
+    rejected: list = []
+    table = csv_to_arrow(SPEC, page, rejected)
+    assert table.column("id").to_pylist() == ["001Dy0000000002IAA"]
+    (held,) = rejected
+    assert (held.record_id, held.column, held.value) == (
+        "001Dy0000000001IAA",
+        "NumberOfEmployees",
+        "lots",
     )
-    (row,) = table.to_pylist()
-    assert row["number_of_employees"] is None and row["name"] == "Acme"
     assert "NumberOfEmployees" in caplog.text and "001Dy0000000001IAA" in caplog.text
 
 

@@ -15,7 +15,7 @@ def test_ingest_assets_materialize_with_row_counts(world, tmp_path):
     landing = tmp_path / "landing" / "intent"
     landing.mkdir(parents=True)
     (landing / "w1.csv").write_text(
-        "domain,topic,score,week_start_date\nacme.com,crm,50,2025-02-24\n"
+        "domain,topic,score,week_start_date\nacme.com,crm,50,2025-02-24\nb.io,crm,x,2025-02-24\n"
     )
     (landing / "broken.csv").write_text("domain,topic\nacme.com,crm\n")
     resources = {
@@ -45,6 +45,7 @@ def test_ingest_assets_materialize_with_row_counts(world, tmp_path):
     intent = mats[dg.AssetKey(["files", "intent_surges"])]
     assert intent["rows_loaded"].value == 1
     assert "intent/broken.csv" in intent["files_rejected"].value
+    assert intent["rows_quarantined"].value == 1
     for key in SALESFORCE_KEYS.values():
         spec = salesforce_raw.specs_by_key[key]
         assert spec.group_name == "ingest" and spec.kinds == {"salesforce", "dlt", "duckdb"}

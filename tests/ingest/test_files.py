@@ -104,10 +104,10 @@ def test_redelivered_and_overlapping_files_are_not_double_counted(tmp_path):
 def test_malformed_file_is_rejected_reported_and_held_back(tmp_path, caplog):
     landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
     write_intent(landing, "good.csv", [("acme.com", "crm", 50, "2025-02-24")])
-    bad = write_intent(
+    bad = write_intent(  # no row loads: the file is rejected whole
         landing,
         "bad.csv",
-        [("beta.io", "crm", 12, "2025-02-24"), ("c.com", "crm", "high", "2025-02-24")],
+        [("beta.io", "crm", "low", "2025-02-24"), ("c.com", "crm", "high", "2025-02-24")],
     )
     write_engagement(landing, "nocol.parquet", engagement_frame(["y1"]).drop("occurred_at"))
     write_engagement(landing, "ok.parquet", engagement_frame(["y2"]))
@@ -117,8 +117,9 @@ def test_malformed_file_is_rejected_reported_and_held_back(tmp_path, caplog):
     assert sorted(stats.loaded) == ["engagement/ok.parquet", "intent/good.csv"]
     assert set(stats.rejected) == {"intent/bad.csv", "engagement/nocol.parquet"}
     assert (
-        "row 2" in stats.rejected["intent/bad.csv"]
+        "row 1" in stats.rejected["intent/bad.csv"]
         and "'score'" in stats.rejected["intent/bad.csv"]
+        and "no loadable row" in stats.rejected["intent/bad.csv"]
     )
     assert "occurred_at" in stats.rejected["engagement/nocol.parquet"]
     logged = " ".join(r.getMessage() for r in caplog.records)
@@ -159,3 +160,55 @@ def test_corrected_intent_file_replaces_its_rows(tmp_path):
     write_intent(landing, "w1.csv", [("acme.com", "crm", 90, "2025-02-24")])
     run_file_ingest(landing, wh, loaded_at=STAMP)
     assert [(r[0], r[2]) for r in table_rows(wh, "intent_surges")] == [("acme.com", 90.0)]
+
+
+def _quarantine(wh: Path) -> list[tuple]:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.execute(
+            "select stage, object, file_name, row_number, column_name, value, reason, run_id, rule "
+            "from ops.quarantine order by all"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_one_bad_row_of_51_is_quarantined_and_the_50_others_load(tmp_path, caplog):
+    landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
+    rows = [(f"d{i}.com", "crm", i, "2025-02-24") for i in range(51)]
+    rows[36] = ("d36.com", "crm", "n/a", "2025-02-24")  # data row 37
+    write_intent(landing, "w9.csv", rows)
+
+    with caplog.at_level(logging.WARNING, logger="ingest.files"):
+        stats = run_file_ingest(landing, wh, loaded_at=STAMP, run_id="run-9")
+    assert stats.loaded == ["intent/w9.csv"] and stats.rejected == {}
+    assert stats.rows_loaded["intent_surges"] == 50
+    assert stats.quarantined == {"intent/w9.csv": 1}
+    loaded = {r[0] for r in table_rows(wh, "intent_surges")}
+    assert loaded == {f"d{i}.com" for i in range(51)} - {"d36.com"}
+    assert _quarantine(wh) == [
+        ("landing", "intent", "intent/w9.csv", 37, "score", "n/a",
+         "'n/a' not a valid double", "run-9", "score.unparseable"),
+    ]  # fmt: skip
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "intent/w9.csv row 37 column 'score'" in logged
+
+    # a re-run loads and quarantines nothing again
+    again = run_file_ingest(landing, wh, loaded_at=STAMP, run_id="run-10")
+    assert again.already_loaded == ["intent/w9.csv"] and again.quarantined == {}
+    assert len(_quarantine(wh)) == 1
+
+
+def test_bad_engagement_rows_each_named_by_row_and_column(tmp_path):
+    """A key left empty and a timestamp that does not parse: both rows held back, by name."""
+    landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
+    frame = engagement_frame(["e1", "", "e3", "e4"]).with_columns(
+        pl.Series("occurred_at", ["2025-02-01T12:00:00Z", "2025-02-01T12:00:00Z",
+                                  "yesterday", "2025-02-02T09:30:00Z"])
+    )  # fmt: skip
+    write_engagement(landing, "e.parquet", frame)
+    stats = run_file_ingest(landing, wh, loaded_at=STAMP, run_id="run-1")
+    assert stats.rows_loaded["engagement_activities"] == 2
+    assert [r[0] for r in table_rows(wh, "engagement_activities")] == ["e1", "e4"]
+    held = [(r[3], r[4]) for r in _quarantine(wh)]
+    assert held == [(2, "activity_id"), (3, "occurred_at")]

@@ -1,4 +1,5 @@
-"""End-to-end ingestion against the in-process local CRM (issue 4 item 3, issue 7 item 8)."""
+"""End-to-end ingestion against the in-process local CRM: first, incremental and idle runs,
+types, and personal fields left out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OAuth token endpoint, session checks and the API usage header (issue 3 acceptance: logins)."""
+"""OAuth token endpoint, session checks and the API usage header."""
 
 from __future__ import annotations
 
