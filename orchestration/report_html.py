@@ -4,7 +4,8 @@ Plain Python (duckdb + polars + matplotlib, no Dagster) so it can be rebuilt fro
 file: `python -m orchestration.report_html data/warehouse.duckdb out.html 2025-06-02`.
 Charts are PNGs embedded as base64, so the file can be mailed or opened offline.
 Sections: coverage (accounts by state per segment), book balance across reps, supply runway
-(ready accounts vs open slots per segment) and distribution cohorts (share touched since).
+(ready accounts vs open slots per segment), the pool accounts this run held back and why, and
+distribution cohorts (share touched since).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "accounts": ("marts.accounts", "intermediate.int_accounts_classified"),
     "rep_slots": ("intermediate.int_reps_capacity",),
     "decisions": ("decisions.book_decisions",),
+    "candidates": ("decisions.dec_run_candidates",),
 }
 STATE_ORDER = ("ready", "resting", "review", "retired", "working", "stale", "converted", "excluded")
 BOOK_STATES = ("working", "stale")
@@ -249,6 +251,35 @@ def runway_section(con: duckdb.DuckDBPyConnection, accounts: str, rep_slots: str
     )
 
 
+def held_section(con: duckdb.DuckDBPyConnection, candidates: str) -> Section:
+    frame = con.sql(
+        f"""
+        select coalesce(segment_key, '(none)') as segment_key, exclusion_reason,
+               count(*) as accounts,
+               count(*) filter (where is_hot) as hot_accounts
+        from {candidates}
+        where not is_chosen
+        group by all
+        order by segment_key, accounts desc, exclusion_reason
+        """
+    ).pl()
+    held_hot = frame.filter(pl.col("exclusion_reason") == "no_capacity")["hot_accounts"].sum()
+    note = (
+        f"{held_hot:,} hot accounts wait in the pool because no rep of their segment has room."
+        if held_hot
+        else ""
+    )
+    return Section(
+        "Held in the pool",
+        "The pool accounts this run considered but gave to nobody, by the one reason each was "
+        "held (no_capacity: every eligible rep of the segment is at target or at its "
+        "new-account budget). `books explain ACCOUNT_ID` tells one account's story.",
+        None,
+        frame,
+        note,
+    )
+
+
 def cohorts_section(con: duckdb.DuckDBPyConnection, accounts: str, decisions: str) -> Section:
     frame = con.sql(
         f"""
@@ -295,6 +326,7 @@ def build_report(warehouse: str | Path, as_of_date: date, run_id: str | None = N
         balance, coefficient = balance_section(con, tables["accounts"], tables["rep_slots"])
         report.sections.append(balance)
         report.sections.append(runway_section(con, tables["accounts"], tables["rep_slots"]))
+        report.sections.append(held_section(con, tables["candidates"]))
         report.sections.append(cohorts_section(con, tables["accounts"], tables["decisions"]))
         totals = con.execute(
             f"select count(*), count(*) filter (where state = 'ready'), "

@@ -42,6 +42,15 @@ def _warehouse(path: Path, *, with_decisions: bool = True) -> Path:
                    current_count, open_slots, max_new_per_run)
             """
         )
+        con.execute(
+            """
+            create table decisions.dec_run_candidates as select * from (values
+                ('001a', 'smb', false, true, 'no_capacity'),
+                ('001b', 'smb', false, false, 'lower_rank'),
+                ('001c', 'smb', true, false, null)
+            ) as t(account_id, segment_key, is_chosen, is_hot, exclusion_reason)
+            """
+        )
         rows = "('run1', date '2025-06-02', '001c', 'distribute')" if with_decisions else ""
         con.execute(
             "create table decisions.book_decisions (run_id varchar, as_of_date date, "
@@ -61,6 +70,7 @@ def test_report_has_every_section_with_a_chart(tmp_path: Path) -> None:
         "Coverage",
         "Book balance",
         "Supply runway",
+        "Held in the pool",
         "Distribution cohorts",
     ]
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
@@ -69,6 +79,16 @@ def test_report_has_every_section_with_a_chart(tmp_path: Path) -> None:
     assert report.figures["accounts"] == 6
     assert report.figures["ready in pool"] == 2
     assert report.figures["in books (working + stale)"] == 3
+
+
+def test_held_accounts_are_counted_by_reason_and_hot_ones_named(tmp_path: Path) -> None:
+    report = build_report(_warehouse(tmp_path / "w.duckdb"), AS_OF)
+    held = {s.title: s for s in report.sections}["Held in the pool"]
+    assert sorted(held.table.select("exclusion_reason", "accounts", "hot_accounts").rows()) == [
+        ("lower_rank", 1, 0),
+        ("no_capacity", 1, 1),
+    ]
+    assert held.note.startswith("1 hot accounts wait in the pool")
 
 
 def test_runway_and_cohort_numbers(tmp_path: Path) -> None:
