@@ -2,8 +2,12 @@
     (first matching policy segment), owner kind, R1 state, fit, timing, priority
     (fit_weight * fit + timing_weight * timing, capped 0-100) and the CRM fields the decisions
     read. has_data_quality_issue: fit inputs missing/implausible, hierarchy cycle or dangling
-    parent, no matching segment, or the owner's segment list holds several keys. -#}
+    parent, no matching segment, or the owner's segment list holds several keys.
+    owner_departure_reason: why the owner no longer holds this account in a book (inactive
+    rep, or, for an account dynamic-books placed with its owner, a non-book role or another
+    segment; out of office beyond people.departures.out_of_office_release_days). -#}
 {%- set segments = policy_get('segments') -%}
+{%- set away_days = policy_get('people.departures.out_of_office_release_days') -%}
 with
 
 accounts as (
@@ -77,6 +81,24 @@ joined as (
         accounts.pending_return_reason,
         accounts.return_requested_by_id,
         accounts.get_back_date,
+        states.owner_source,
+        states.manual_change_date,
+        states.manual_changed_by_id,
+        states.manual_from_owner_id,
+        users.manager_id as owner_manager_id,
+        case
+            when states.owner_kind = 'inactive' then 'owner_inactive'
+            when states.owner_kind = 'non_book' and users.is_active
+                and states.owner_source = 'dynamic_books' then 'role_change'
+            when states.owner_kind = 'rep' and states.owner_source = 'dynamic_books'
+                and not users.has_multiple_segments
+                and users.segment_key <> segmented.segment_key then 'segment_change'
+            {%- if away_days is not none %}
+            when states.owner_kind = 'rep' and users.out_of_office_until_date
+                > {{ dbt.dateadd('day', sql_number(away_days, 'policy.people.departures.out_of_office_release_days'), as_of_date()) }}
+                then 'out_of_office'
+            {%- endif %}
+        end as owner_departure_reason,
         fit.has_fit_data_quality_issue
             or hierarchy.has_hierarchy_issue
             or segmented.segment_key is null
@@ -136,7 +158,13 @@ final as (
         return_requested_by_id,
         get_back_date,
         has_data_quality_issue,
-        fit_confidence
+        fit_confidence,
+        owner_source,
+        owner_departure_reason,
+        owner_manager_id,
+        manual_change_date,
+        manual_changed_by_id,
+        manual_from_owner_id
     from joined
 )
 
