@@ -119,10 +119,11 @@ enriched as (
         history_dates.owner_changed_date,
         history_dates.status_changed_date,
         case
+            when last_owner_changes.account_id is null
+                then case when accounts.distribution_date is not null then 'dynamic_books' end
             when last_owner_changes.new_value is distinct from accounts.owner_id then null
             when last_owner_changes.is_write_back then 'dynamic_books'
-            when last_owner_changes.account_id is not null then 'manual'
-            when accounts.distribution_date is not null then 'dynamic_books'
+            else 'manual'
         end as owner_source,
         last_owner_changes.changed_date as last_owner_change_date,
         last_owner_changes.created_by_id as last_owner_changed_by_id,
@@ -240,6 +241,9 @@ dated as (
             when state = 'ready' then coalesce(status_changed_date, owner_changed_date, created_date)
             when state_reason = 'grace_after_manual_assign' then manual_change_date
             when state = 'working' then coalesce(distribution_date, owner_changed_date, created_date)
+            when state = 'stale' and last_touch_by_owner_date is null
+                and manual_change_date is not null
+                then cast({{ dbt.dateadd('day', grace ~ ' + 1', 'manual_change_date') }} as date)
             when last_touch_by_owner_date is null and distribution_date is null
                 then coalesce(owner_changed_date, created_date)
             when distribution_date is null or last_touch_by_owner_date

@@ -4,10 +4,12 @@
     read. has_data_quality_issue: fit inputs missing/implausible, hierarchy cycle or dangling
     parent, no matching segment, or the owner's segment list holds several keys.
     owner_departure_reason: why the owner no longer holds this account in a book (inactive
-    rep, or, for an account dynamic-books placed with its owner, a non-book role or another
-    segment; out of office beyond people.departures.out_of_office_release_days). -#}
+    rep, or, for an account dynamic-books placed with its owner, a non-book role or a segment
+    that is neither the account's nor its family's; out of office beyond
+    people.departures.out_of_office_release_days). -#}
 {%- set segments = policy_get('segments') -%}
 {%- set away_days = policy_get('people.departures.out_of_office_release_days') -%}
+{%- set family_rule = policy_get('lifecycle.hierarchy_rule') -%}
 with
 
 accounts as (
@@ -50,6 +52,26 @@ segmented as (
     from accounts
 ),
 
+{#- The segments an account may sit in with its owner: its own, and under family_to_one_rep
+    any of its family's (a family goes to one rep, in its lead member's segment). -#}
+allowed_segments as (
+    select distinct
+        hierarchy.account_id,
+        {%- if family_rule == 'family_to_one_rep' %}
+        family_segments.segment_key
+    from hierarchy
+    inner join hierarchy as family_members
+        on hierarchy.family_id = family_members.family_id
+    inner join segmented as family_segments
+        on family_members.account_id = family_segments.account_id
+        {%- else %}
+        segmented.segment_key
+    from hierarchy
+    inner join segmented
+        on hierarchy.account_id = segmented.account_id
+        {%- endif %}
+),
+
 joined as (
     select
         accounts.account_id,
@@ -88,11 +110,18 @@ joined as (
         users.manager_id as owner_manager_id,
         case
             when states.owner_kind = 'inactive' then 'owner_inactive'
-            when states.owner_kind = 'non_book' and users.is_active
-                and states.owner_source = 'dynamic_books' then 'role_change'
+            when states.owner_kind = 'non_book' and states.owner_source = 'dynamic_books'
+                then case when users.is_active then 'role_change' else 'owner_inactive' end
             when states.owner_kind = 'rep' and states.owner_source = 'dynamic_books'
                 and not users.has_multiple_segments
-                and users.segment_key <> segmented.segment_key then 'segment_change'
+                and users.segment_key is not null
+                and not exists (
+                    select 1
+                    from allowed_segments
+                    where
+                        allowed_segments.account_id = accounts.account_id
+                        and allowed_segments.segment_key = users.segment_key
+                ) then 'segment_change'
             {%- if away_days is not none %}
             when states.owner_kind = 'rep' and users.out_of_office_until_date
                 > {{ dbt.dateadd('day', sql_number(away_days, 'policy.people.departures.out_of_office_release_days'), as_of_date()) }}
