@@ -40,9 +40,13 @@ returns_per_pool_user as (
         moved.to_owner_id,
         count(*) as returned_count
     from (
-        select returns.to_owner_id from returns where returns.decision_kind = 'return'
+        select returns.to_owner_id
+        from returns
+        where returns.decision_kind = 'return'
         union all
-        select releases.to_owner_id from releases where releases.decision_kind = 'release'
+        select releases.to_owner_id
+        from releases
+        where releases.decision_kind = 'release'
     ) as moved
     group by moved.to_owner_id
 ),

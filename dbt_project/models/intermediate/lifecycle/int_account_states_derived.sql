@@ -119,11 +119,11 @@ enriched as (
         history_dates.owner_changed_date,
         history_dates.status_changed_date,
         case
-            when last_owner_changes.account_id is null
-                then case when accounts.distribution_date is not null then 'dynamic_books' end
-            when last_owner_changes.new_value is distinct from accounts.owner_id then null
-            when last_owner_changes.is_write_back then 'dynamic_books'
-            else 'manual'
+            when last_owner_changes.account_id is null and accounts.distribution_date is not null
+                then 'dynamic_books'
+            when last_owner_changes.new_value = accounts.owner_id
+                and last_owner_changes.is_write_back then 'dynamic_books'
+            when last_owner_changes.new_value = accounts.owner_id then 'manual'
         end as owner_source,
         last_owner_changes.changed_date as last_owner_change_date,
         last_owner_changes.created_by_id as last_owner_changed_by_id,

@@ -52,7 +52,7 @@ segmented as (
     from accounts
 ),
 
-{#- The segments an account may sit in with its owner: its own, and under family_to_one_rep
+{# The segments an account may sit in with its owner: its own, and under family_to_one_rep
     any of its family's (a family goes to one rep, in its lead member's segment). -#}
 allowed_segments as (
     select distinct
