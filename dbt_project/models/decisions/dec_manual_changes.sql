@@ -1,6 +1,7 @@
 {#- Owner changes made by hand in the CRM (an AccountHistory OwnerId change by a user other than
     people.manual_changes.write_back_users, still standing): kind manual_assign (to anyone but a
     pool user) or manual_release (to a pool user), with changed_by_id the person who made it.
+    A move from one pool user to another is housekeeping, not recorded.
     Recorded by every 'full' run while the change is younger than lifecycle.grace_period_days
     (the rules respect it that long: dec_retrievals never takes it back); a record, never
     applied (the CRM already holds the change). -#}
@@ -15,6 +16,10 @@ run_context as (
     select * from {{ ref('dec_run_context') }}
 ),
 
+users as (
+    select * from {{ ref('int_users_classified') }}
+),
+
 recent as (
     select
         accounts.*,
@@ -22,8 +27,11 @@ recent as (
             as grace_until_date
     from accounts
     cross join run_context
+    left join users as from_users
+        on accounts.manual_from_owner_id = from_users.user_id
     where
         run_context.cycle_mode = 'full'
+        and not (accounts.owner_kind = 'pool' and coalesce(from_users.owner_kind = 'pool', false))
         and accounts.manual_change_date is not null
         and accounts.manual_change_date <= run_context.as_of_date
         and accounts.manual_change_date
