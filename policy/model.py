@@ -349,6 +349,50 @@ class Planning(Strict):
     qualification_rate: Share
 
 
+# --- people: reps leaving a book, changes made by hand -------------------------------------
+ReleaseReason = Literal["owner_inactive", "role_change", "segment_change"]
+
+
+class Departures(Strict):
+    """What happens to the book of a rep who leaves it. Listed reasons release the owner's
+    accounts without an open opportunity to the pool at once, without rest; accounts with an
+    open opportunity (or a customer) stay and are flagged for the owner's manager."""
+
+    release_on: list[ReleaseReason] = ["owner_inactive", "role_change", "segment_change"]
+    # Release a rep's book when Out_Of_Office_Until__c is more than this many days after the
+    # as-of date; null = never (off).
+    out_of_office_release_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @field_validator("release_on")
+    @classmethod
+    def _release_on(cls, value: list[str]) -> list[str]:
+        _unique(value, "release_on reason")
+        return value
+
+
+class ManualChanges(Strict):
+    """Owner changes made outside dynamic-books (AccountHistory rows by any other user) are
+    respected: recorded, and an assignment starts lifecycle.grace_period_days."""
+
+    write_back_users: list[str] = Field(default=["integration@books.local"], min_length=1)
+
+    @field_validator("write_back_users")
+    @classmethod
+    def _write_back_users(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if not _EMAIL.match(user):
+                raise ValueError(
+                    f"write-back user {user!r} must be a username like integration@books.local"
+                )
+        _unique(value, "write-back user")
+        return value
+
+
+class People(Strict):
+    departures: Departures = Departures()
+    manual_changes: ManualChanges = ManualChanges()
+
+
 # --- the whole file ---------------------------------------------------------------------------
 class Policy(Strict):
     version: Literal[1] = 1
@@ -363,6 +407,7 @@ class Policy(Strict):
     cadences: Cadences = Cadences()
     guards: Guards = Guards()
     planning: Planning
+    people: People = People()
 
     @field_validator("segments")
     @classmethod

@@ -35,6 +35,12 @@ ACCOUNT_SCHEMA = {
     "return_requested_by_id": pl.String, "get_back_date": pl.Date,
     "has_data_quality_issue": pl.Boolean,
 }  # fmt: skip
+# Who set the owner, why the owner left the book, the last change made by hand (people policy).
+ACCOUNT_SCHEMA |= {
+    "owner_source": pl.String, "owner_departure_reason": pl.String,
+    "owner_manager_id": pl.String, "manual_change_date": pl.Date,
+    "manual_changed_by_id": pl.String, "manual_from_owner_id": pl.String,
+}  # fmt: skip
 REP_SCHEMA = {
     "rep_slot_id": pl.String, "rep_id": pl.String, "rep_name": pl.String, "role": pl.String,
     "segment_key": pl.String, "slot_kind": pl.String, "is_eligible": pl.Boolean,

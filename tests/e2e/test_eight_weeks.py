@@ -26,7 +26,7 @@ from tests.e2e.conftest import REST_DAYS_RETRIEVED, WEEKS, Simulation, WeekSnaps
 
 pytestmark = [pytest.mark.slow, pytest.mark.long_pole]
 
-OWNER_MOVES = ("return", "retrieve", "signal_route", "distribute")
+OWNER_MOVES = ("return", "release", "retrieve", "signal_route", "distribute")
 NEW_ACCOUNT_KINDS = ("distribute", "signal_route")
 BOOK_STATES = ("working", "stale")
 

@@ -1,7 +1,7 @@
-{#- Every live account after this run's applied decisions (return, retrieve, signal_route,
-    distribute): owner and state after steps 1-4. Each account has at most one applied decision
-    (the steps act on disjoint sets: returns and retrievals on owned accounts, routing and
-    top-off on ready ones). The sync model diffs this against the CRM. -#}
+{#- Every live account after this run's applied decisions (return, release, retrieve,
+    signal_route, distribute): owner and state after steps 1-4. Each account has at most one
+    applied decision (the steps act on disjoint sets: returns, releases and retrievals on owned
+    accounts, routing and top-off on ready ones). The sync model diffs this against the CRM. -#}
 with
 
 accounts as (
@@ -14,6 +14,10 @@ run_context as (
 
 returns as (
     select * from {{ ref('dec_returns') }}
+),
+
+releases as (
+    select * from {{ ref('dec_releases') }}
 ),
 
 retrievals as (
@@ -38,6 +42,16 @@ applied as (
         rest_until_date
     from returns
     where decision_kind = 'return'
+    union all
+    select
+        account_id,
+        decision_kind,
+        to_owner_id,
+        to_state,
+        reason,
+        rest_until_date
+    from releases
+    where decision_kind = 'release'
     union all
     select
         account_id,
@@ -90,7 +104,7 @@ final as (
         coalesce(applied.to_state, accounts.state) as state,
         case
             when applied.decision_kind in ('return', 'retrieve') then applied.rest_until_date
-            when applied.decision_kind in ('signal_route', 'distribute') then null
+            when applied.decision_kind in ('signal_route', 'distribute', 'release') then null
             else accounts.rest_until_date
         end as rest_until_date,
         accounts.last_meaningful_touch_date,

@@ -3,8 +3,10 @@
     applied) when an open opportunity's close date was pushed at least
     var('hoarding_min_close_date_pushes', 3) times (Close_Date_Push_Count__c) and the owner has
     not touched the account within the working window. Retrieved accounts go to the
-    least-loaded pool user after this run's returns. Out-of-cycle runs ('signals', 'returns')
-    neither retrieve nor flag. -#}
+    least-loaded pool user after this run's returns and releases. An account a person assigned
+    by hand within lifecycle.grace_period_days (manual_change_date) is never retrieved, nor one
+    this run releases (dec_releases). Out-of-cycle runs ('signals', 'returns') neither
+    retrieve nor flag. -#}
 {%- set min_pushes = sql_number(
     var('hoarding_min_close_date_pushes', 3), 'var hoarding_min_close_date_pushes') -%}
 with
@@ -21,6 +23,10 @@ returns as (
     select * from {{ ref('dec_returns') }}
 ),
 
+releases as (
+    select * from {{ ref('dec_releases') }}
+),
+
 opportunities as (
     select * from {{ ref('stg_salesforce__opportunities') }}
 ),
@@ -31,11 +37,18 @@ pool_loads_before as (
 
 returns_per_pool_user as (
     select
-        to_owner_id,
+        moved.to_owner_id,
         count(*) as returned_count
-    from returns
-    where decision_kind = 'return'
-    group by to_owner_id
+    from (
+        select returns.to_owner_id
+        from returns
+        where returns.decision_kind = 'return'
+        union all
+        select releases.to_owner_id
+        from releases
+        where releases.decision_kind = 'release'
+    ) as moved
+    group by moved.to_owner_id
 ),
 
 pool_loads as (
@@ -69,6 +82,16 @@ retrievable as (
             select returns.account_id
             from returns
             where returns.decision_kind = 'return'
+        )
+        and accounts.account_id not in (
+            select releases.account_id
+            from releases
+            where releases.decision_kind = 'release'
+        )
+        and coalesce(
+            accounts.manual_change_date
+            < {{ dbt.dateadd('day', -1 * policy_get('lifecycle.grace_period_days'), 'run_context.as_of_date') }},
+            true
         )
 ),
 

@@ -9,7 +9,11 @@
                   otherwise                         -> ready
       rep owner:  meaningful touch by the owner within working_window_days -> working
                   distributed within grace_period_days                     -> working
+                  assigned by hand within grace_period_days                -> working
                   otherwise                                                -> stale
+    An owner change is by hand when its AccountHistory row was made by a user other than
+    people.manual_changes.write_back_users (dynamic-books' own CRM user); owner_source says who
+    set the current owner ('dynamic_books', 'manual', or null when nobody can tell).
     A customer or open opportunity is converted even under a non-book owner (it is outside the
     books either way, and converted says more). Retired and review are checked before resting: a permanent or bad-data verdict is not
     lifted by the end of a rest. The entered date is derived from CRM dates and field history
@@ -17,6 +21,7 @@
 {%- set window = policy_number('lifecycle.working_window_days') -%}
 {%- set grace = policy_number('lifecycle.grace_period_days') -%}
 {%- set family_rule = policy_get('lifecycle.converted_family_rule') -%}
+{%- set write_back_users = policy_string_list('people.manual_changes.write_back_users') -%}
 with
 
 accounts as (
@@ -41,6 +46,38 @@ hierarchy as (
 
 account_history as (
     select * from {{ ref('stg_salesforce__account_history') }}
+),
+
+crm_users as (
+    select * from {{ ref('stg_salesforce__users') }}
+),
+
+owner_changes_ranked as (
+    select
+        account_history.account_id,
+        account_history.created_by_id,
+        account_history.old_value,
+        account_history.new_value,
+        account_history.changed_date,
+        coalesce(
+            lower(crm_users.username) in ({{ write_back_users | lower }})
+            or crm_users.email in ({{ write_back_users | lower }}),
+            false
+        ) as is_write_back,
+        row_number() over (
+            partition by account_history.account_id
+            order by account_history.created_at desc, account_history.account_history_id desc
+        ) as change_rank
+    from account_history
+    left join crm_users
+        on account_history.created_by_id = crm_users.user_id
+    where account_history.field_name = 'OwnerId'
+),
+
+last_owner_changes as (
+    select *
+    from owner_changes_ranked
+    where change_rank = 1
 ),
 
 open_opportunities as (
@@ -80,7 +117,17 @@ enriched as (
         coalesce(open_opportunities.open_opportunity_count, 0) > 0 as has_open_opportunity,
         coalesce(accounts.account_type = 'Customer', false) as is_customer,
         history_dates.owner_changed_date,
-        history_dates.status_changed_date
+        history_dates.status_changed_date,
+        case
+            when last_owner_changes.account_id is null and accounts.distribution_date is not null
+                then 'dynamic_books'
+            when last_owner_changes.new_value = accounts.owner_id
+                and last_owner_changes.is_write_back then 'dynamic_books'
+            when last_owner_changes.new_value = accounts.owner_id then 'manual'
+        end as owner_source,
+        last_owner_changes.changed_date as last_owner_change_date,
+        last_owner_changes.created_by_id as last_owner_changed_by_id,
+        last_owner_changes.old_value as last_owner_change_from_id
     from accounts
     left join users
         on accounts.owner_id = users.user_id
@@ -92,20 +139,36 @@ enriched as (
         on accounts.account_id = hierarchy.account_id
     left join history_dates
         on accounts.account_id = history_dates.account_id
+    left join last_owner_changes
+        on accounts.account_id = last_owner_changes.account_id
+),
+
+with_source as (
+    select
+        enriched.*,
+        case when enriched.owner_source = 'manual' then enriched.last_owner_change_date end
+            as manual_change_date,
+        case when enriched.owner_source = 'manual' then enriched.last_owner_changed_by_id end
+            as manual_changed_by_id,
+        case when enriched.owner_source = 'manual' then enriched.last_owner_change_from_id end
+            as manual_from_owner_id
+    from enriched
 ),
 
 with_family as (
     select
-        enriched.*,
-        max(case when enriched.has_open_opportunity or enriched.is_customer then 1 else 0 end)
-            over (partition by enriched.family_id) = 1 as is_family_converted,
-        min(enriched.first_open_opportunity_date) over (partition by enriched.family_id)
+        with_source.*,
+        max(case when with_source.has_open_opportunity or with_source.is_customer then 1 else 0 end)
+            over (partition by with_source.family_id) = 1 as is_family_converted,
+        min(with_source.first_open_opportunity_date) over (partition by with_source.family_id)
             as family_first_open_opportunity_date,
-        {{ dbt.datediff('enriched.last_touch_by_owner_date', as_of_date(), 'day') }}
+        {{ dbt.datediff('with_source.last_touch_by_owner_date', as_of_date(), 'day') }}
             as days_since_owner_touch,
-        {{ dbt.datediff('enriched.distribution_date', as_of_date(), 'day') }}
-            as days_since_distribution
-    from enriched
+        {{ dbt.datediff('with_source.distribution_date', as_of_date(), 'day') }}
+            as days_since_distribution,
+        {{ dbt.datediff('with_source.manual_change_date', as_of_date(), 'day') }}
+            as days_since_manual_change
+    from with_source
 ),
 
 decided as (
@@ -124,6 +187,7 @@ decided as (
             when owner_kind = 'pool' then 'ready'
             when days_since_owner_touch between 0 and {{ window }} then 'working'
             when days_since_distribution between 0 and {{ grace }} then 'working'
+            when days_since_manual_change between 0 and {{ grace }} then 'working'
             else 'stale'
         end as state,
         case
@@ -142,6 +206,8 @@ decided as (
             when owner_kind = 'pool' then 'in_pool'
             when days_since_owner_touch between 0 and {{ window }} then 'touched_within_window'
             when days_since_distribution between 0 and {{ grace }} then 'grace_after_distribution'
+            when days_since_manual_change between 0 and {{ grace }}
+                then 'grace_after_manual_assign'
             else 'no_touch_in_window'
         end as state_reason
     from with_family
@@ -158,6 +224,10 @@ dated as (
         is_family_converted,
         state,
         state_reason,
+        owner_source,
+        manual_change_date,
+        manual_changed_by_id,
+        manual_from_owner_id,
         case
             when state = 'excluded' then coalesce(owner_changed_date, created_date)
             when state = 'converted' then coalesce(
@@ -169,7 +239,11 @@ dated as (
             when state = 'ready' and rest_until_date is not null
                 then cast({{ dbt.dateadd('day', 1, 'rest_until_date') }} as date)
             when state = 'ready' then coalesce(status_changed_date, owner_changed_date, created_date)
+            when state_reason = 'grace_after_manual_assign' then manual_change_date
             when state = 'working' then coalesce(distribution_date, owner_changed_date, created_date)
+            when state = 'stale' and last_touch_by_owner_date is null
+                and manual_change_date is not null
+                then cast({{ dbt.dateadd('day', grace ~ ' + 1', 'manual_change_date') }} as date)
             when last_touch_by_owner_date is null and distribution_date is null
                 then coalesce(owner_changed_date, created_date)
             when distribution_date is null or last_touch_by_owner_date

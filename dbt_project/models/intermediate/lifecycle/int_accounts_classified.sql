@@ -2,8 +2,14 @@
     (first matching policy segment), owner kind, R1 state, fit, timing, priority
     (fit_weight * fit + timing_weight * timing, capped 0-100) and the CRM fields the decisions
     read. has_data_quality_issue: fit inputs missing/implausible, hierarchy cycle or dangling
-    parent, no matching segment, or the owner's segment list holds several keys. -#}
+    parent, no matching segment, or the owner's segment list holds several keys.
+    owner_departure_reason: why the owner no longer holds this account in a book (inactive
+    rep, or, for an account dynamic-books placed with its owner, a non-book role or a segment
+    that is neither the account's nor its family's; out of office beyond
+    people.departures.out_of_office_release_days). -#}
 {%- set segments = policy_get('segments') -%}
+{%- set away_days = policy_get('people.departures.out_of_office_release_days') -%}
+{%- set family_rule = policy_get('lifecycle.hierarchy_rule') -%}
 with
 
 accounts as (
@@ -46,6 +52,26 @@ segmented as (
     from accounts
 ),
 
+{# The segments an account may sit in with its owner: its own, and under family_to_one_rep
+    any of its family's (a family goes to one rep, in its lead member's segment). -#}
+allowed_segments as (
+    select distinct
+        hierarchy.account_id,
+        {%- if family_rule == 'family_to_one_rep' %}
+        family_segments.segment_key
+    from hierarchy
+    inner join hierarchy as family_members
+        on hierarchy.family_id = family_members.family_id
+    inner join segmented as family_segments
+        on family_members.account_id = family_segments.account_id
+        {%- else %}
+        segmented.segment_key
+    from hierarchy
+    inner join segmented
+        on hierarchy.account_id = segmented.account_id
+        {%- endif %}
+),
+
 joined as (
     select
         accounts.account_id,
@@ -77,6 +103,31 @@ joined as (
         accounts.pending_return_reason,
         accounts.return_requested_by_id,
         accounts.get_back_date,
+        states.owner_source,
+        states.manual_change_date,
+        states.manual_changed_by_id,
+        states.manual_from_owner_id,
+        users.manager_id as owner_manager_id,
+        case
+            when states.owner_kind = 'inactive' then 'owner_inactive'
+            when states.owner_kind = 'non_book' and states.owner_source = 'dynamic_books'
+                then case when users.is_active then 'role_change' else 'owner_inactive' end
+            when states.owner_kind = 'rep' and states.owner_source = 'dynamic_books'
+                and not users.has_multiple_segments
+                and users.segment_key is not null
+                and not exists (
+                    select 1
+                    from allowed_segments
+                    where
+                        allowed_segments.account_id = accounts.account_id
+                        and allowed_segments.segment_key = users.segment_key
+                ) then 'segment_change'
+            {%- if away_days is not none %}
+            when states.owner_kind = 'rep' and users.out_of_office_until_date
+                > {{ dbt.dateadd('day', sql_number(away_days, 'policy.people.departures.out_of_office_release_days'), as_of_date()) }}
+                then 'out_of_office'
+            {%- endif %}
+        end as owner_departure_reason,
         fit.has_fit_data_quality_issue
             or hierarchy.has_hierarchy_issue
             or segmented.segment_key is null
@@ -136,7 +187,13 @@ final as (
         return_requested_by_id,
         get_back_date,
         has_data_quality_issue,
-        fit_confidence
+        fit_confidence,
+        owner_source,
+        owner_departure_reason,
+        owner_manager_id,
+        manual_change_date,
+        manual_changed_by_id,
+        manual_from_owner_id
     from joined
 )
 
