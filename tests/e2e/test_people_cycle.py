@@ -110,3 +110,19 @@ def test_departed_rep_and_hand_assignment(tmp_path: Path) -> None:
     assert ("manual_assign", manager) in rows, rows
     assert all(kind != "retrieve" for kind, _ in rows), rows
     assert released > 0
+
+    # Five days later, still inside the grace period: the change stands, recorded only once.
+    store = CrmStore(paths.crm_db)
+    store.clock.advance(timedelta(days=5))
+    store.close()
+    _cycle(paths, AS_OF + timedelta(days=12))
+    with sqlite3.connect(f"file:{paths.crm_db}?mode=ro", uri=True) as con:
+        hand_owner = _one(con, 'SELECT "OwnerId" FROM "Account" WHERE "Id" = ?', (hand_account,))
+    assert hand_owner == receiving
+    with duckdb.connect(str(paths.warehouse), read_only=True) as wh:
+        records = wh.execute(
+            "select count(*) from decisions.book_decisions where account_id = ? "
+            "and decision_kind = 'manual_assign'",
+            [hand_account],
+        ).fetchone()[0]
+    assert records == 1, f"the hand assignment was recorded {records} times"

@@ -10,30 +10,16 @@
 {%- set converted_rule = policy_get('lifecycle.converted_family_rule') -%}
 with
 
+moved_to_pool as (
+    select * from {{ ref('dec_moved_to_pool') }}
+),
+
 accounts as (
     select * from {{ ref('int_accounts_classified') }}
 ),
 
 run_context as (
     select * from {{ ref('dec_run_context') }}
-),
-
-returns as (
-    select * from {{ ref('dec_returns') }}
-),
-
-retrievals as (
-    select * from {{ ref('dec_retrievals') }}
-),
-
-moved_to_pool as (
-    select account_id
-    from returns
-    where decision_kind = 'return'
-    union all
-    select account_id
-    from retrievals
-    where decision_kind = 'retrieve'
 ),
 
 keyed as (

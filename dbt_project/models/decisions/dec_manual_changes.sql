@@ -2,8 +2,9 @@
     people.manual_changes.write_back_users, still standing): kind manual_assign (to anyone but a
     pool user) or manual_release (to a pool user), with changed_by_id the person who made it.
     A move from one pool user to another is housekeeping, not recorded.
-    Recorded by every 'full' run while the change is younger than lifecycle.grace_period_days
-    (the rules respect it that long: dec_retrievals never takes it back); a record, never
+    Recorded once, by the first 'full' run that sees the change while it is younger than
+    lifecycle.grace_period_days (the rules respect it that long: dec_retrievals never takes it
+    back); a re-run of that as-of date records it again under its own run id. A record, never
     applied (the CRM already holds the change). -#}
 {%- set grace = policy_number('lifecycle.grace_period_days') -%}
 with
@@ -20,6 +21,33 @@ users as (
     select * from {{ ref('int_users_classified') }}
 ),
 
+{#- Changes an earlier as-of date already recorded. The history is read as a relation, not a
+    ref, because book_decisions is built from this model. -#}
+{%- set history = adapter.get_relation(
+    database=target.database, schema='decisions', identifier='book_decisions'
+) %}
+
+recorded as (
+    {%- if history is not none %}
+    select
+        account_id,
+        to_owner_id,
+        max(as_of_date) as recorded_date
+    from {{ history }}
+    where
+        decision_kind in ('manual_assign', 'manual_release')
+        and as_of_date < (select as_of_date from run_context)
+    group by account_id, to_owner_id
+    {%- else %}
+    select
+        account_id,
+        owner_id as to_owner_id,
+        cast(null as date) as recorded_date
+    from accounts
+    where 1 = 0
+    {%- endif %}
+),
+
 recent as (
     select
         accounts.*,
@@ -29,8 +57,14 @@ recent as (
     cross join run_context
     left join users as from_users
         on accounts.manual_from_owner_id = from_users.user_id
+    left join recorded
+        on
+            accounts.account_id = recorded.account_id
+            and accounts.owner_id = recorded.to_owner_id
+            and recorded.recorded_date >= accounts.manual_change_date
     where
-        run_context.cycle_mode = 'full'
+        recorded.account_id is null
+        and run_context.cycle_mode = 'full'
         and not (accounts.owner_kind = 'pool' and coalesce(from_users.owner_kind = 'pool', false))
         and accounts.manual_change_date is not null
         and accounts.manual_change_date <= run_context.as_of_date

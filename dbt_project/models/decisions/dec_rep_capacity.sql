@@ -1,10 +1,14 @@
-{#- Each eligible rep's open slots per slot kind after steps 1-2 (returns and retrievals free
-    slots in the same run; the book before and after them is counted from the accounts and
-    split by the one capacity model, so the open slots of both kinds add up to
+{#- Each eligible rep's open slots per slot kind after steps 1-2 (returns, releases and
+    retrievals free slots in the same run; the book before and after them is counted from the
+    accounts and split by the one capacity model, so the open slots of both kinds add up to
     max(target - book, 0)), its new-account budget, and its place in this run's rotation. The
     rotation orders a segment's eligible reps by rep_id and starts at index (run index mod n),
     so n consecutive runs give every rep the first pick once. -#}
 with
+
+moved_to_pool as (
+    select * from {{ ref('dec_moved_to_pool') }}
+),
 
 reps as (
     select * from {{ ref('int_reps_capacity') }}
@@ -12,14 +16,6 @@ reps as (
 
 run_context as (
     select * from {{ ref('dec_run_context') }}
-),
-
-returns as (
-    select * from {{ ref('dec_returns') }}
-),
-
-retrievals as (
-    select * from {{ ref('dec_retrievals') }}
 ),
 
 accounts as (
@@ -51,16 +47,6 @@ already_given as (
     from reps
     where 1 = 0
     {%- endif %}
-),
-
-moved_to_pool as (
-    select account_id
-    from returns
-    where decision_kind = 'return'
-    union all
-    select account_id
-    from retrievals
-    where decision_kind = 'retrieve'
 ),
 
 books as (

@@ -7,6 +7,10 @@
     accounts of its signals (a routed family holds one); a 'returns' run routes nothing. -#}
 with
 
+moved_to_pool as (
+    select * from {{ ref('dec_moved_to_pool') }}
+),
+
 candidates_source as (
     select * from {{ ref('dec_candidate_units') }}
 ),
@@ -21,14 +25,6 @@ accounts as (
 
 run_context as (
     select * from {{ ref('dec_run_context') }}
-),
-
-returns as (
-    select * from {{ ref('dec_returns') }}
-),
-
-retrievals as (
-    select * from {{ ref('dec_retrievals') }}
 ),
 
 cycle_accounts as (
@@ -142,16 +138,6 @@ routes as (
     from kept
     inner join candidates_source
         on kept.unit_id = candidates_source.unit_id
-),
-
-moved_to_pool as (
-    select account_id
-    from returns
-    where decision_kind = 'return'
-    union all
-    select account_id
-    from retrievals
-    where decision_kind = 'retrieve'
 ),
 
 flags as (
