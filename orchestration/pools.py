@@ -7,16 +7,21 @@ over), so it marks that Dagster run failed and frees its slots before starting. 
 claimed by runs that have ended are freed too (what the Dagster daemon's
 `free_slots_after_run_end_seconds` does, for an instance without a daemon). A slot held by a
 live run is waited for, saying so, and the cycle gives up with a clear error after the
-configured time instead of hanging. Only the instance's public API is used
+configured time instead of hanging. A killed run's child process (its dbt build) may still hold
+the DuckDB file: the next run waits for it, saying so, within a bound. Only the instance's
+public API is used
 (`report_run_failed`, the event log storage's concurrency methods).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 ENDED = frozenset(
     {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -113,5 +118,47 @@ def wait_for_pools(
         if now >= next_report:
             left = deadline - now
             say(f"waiting for {'; '.join(blockers)} (giving up in {left:.0f}s)")
+            next_report = now + WAIT_REPORT_SECONDS
+        sleep(poll_seconds)
+
+
+def wait_for_warehouse_file(
+    warehouse: Path,
+    *,
+    wait_seconds: float,
+    say: Say,
+    poll_seconds: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once the DuckDB file opens for writing; say who holds it meanwhile.
+
+    Why: a killed cycle's child process (the dbt build) outlives it, keeps the file's lock and
+    exits when its work is done. Raises `PoolBusyError` naming the lock holder after
+    `wait_seconds`.
+    """
+    if not warehouse.exists():
+        return
+    deadline = time.monotonic() + wait_seconds
+    next_report = 0.0
+    while True:
+        try:
+            duckdb.connect(str(warehouse)).close()
+            return
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            holder = re.search(r"PID (\d+)", str(exc))
+            who = f"pid {holder.group(1)}" if holder else "another process"
+        now = time.monotonic()
+        if now >= deadline:
+            raise PoolBusyError(
+                f"warehouse {warehouse} is still locked by {who}, left running by the killed "
+                f"run; waited {wait_seconds:g}s. Let it finish (or stop it) and run again"
+            )
+        if now >= next_report:
+            say(
+                f"waiting for {who} (left running by the killed run) to release {warehouse} "
+                f"(giving up in {deadline - now:.0f}s)"
+            )
             next_report = now + WAIT_REPORT_SECONDS
         sleep(poll_seconds)

@@ -41,6 +41,7 @@ from orchestration.pools import (
     job_pools,
     release_dead_run,
     wait_for_pools,
+    wait_for_warehouse_file,
 )
 from orchestration.report import report_path
 from orchestration.transform import dbt_manifest_path
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[..., None]
 
 ANALYTICS_FILE = "analytics.duckdb"
+# How long a run waits for a killed run's leftover child (its dbt build) to release the
+# warehouse file: a dbt build of a large warehouse takes minutes, not hours.
+DEAD_RUN_CHILD_WAIT_SECONDS = 1800.0
 INGEST_PREFIXES = ("salesforce", "files")
 DAGSTER_YAML = """# Written by dynamic-books: DuckDB has one writer, so the pool of every step that
 # writes the warehouse file runs one step at a time.
@@ -336,7 +340,8 @@ def run_cycle(
     previous = read_lease(paths.warehouse)
     with acquire(paths.warehouse, holder, wait_seconds=lease_wait_seconds, run_key=dagster_run_id):
         _say(progress, f"books cycle as of {as_of}: run {run_id}, policy {version[:12]}")
-        start = _Start(dagster_run_id, _dead_holder(previous, dagster_run_id), lease_wait_seconds)
+        dead = _dead_holder(previous, dagster_run_id)
+        start = _Start(dagster_run_id, dead, lease_wait_seconds, paths.warehouse)
         summary = _run_locked(
             as_of, run_id, version, policy.crm.kind, dry_run, override_guard, progress, paths,
             instance, start, extra_tags,
@@ -354,6 +359,7 @@ class _Start:
     dagster_run_id: str
     dead_run: tuple[str, str] | None  # (Dagster run id, why it is dead)
     pool_wait_seconds: float
+    warehouse: Path
 
 
 def _dead_holder(previous: LeaseInfo | None, dagster_run_id: str) -> tuple[str, str] | None:
@@ -378,12 +384,18 @@ def _dead_holder(previous: LeaseInfo | None, dagster_run_id: str) -> tuple[str, 
 def _prepare_pools(
     instance: dg.DagsterInstance, job: dg.JobDefinition, start: _Start, progress: Progress | None
 ) -> None:
-    """Free the pool slots of a dead predecessor and of ended runs, then wait for live ones."""
+    """Free a dead predecessor's pool slots (and wait for its leftover child to release the
+    warehouse file) and those of ended runs, then wait for live holders."""
     pools = job_pools(job)
     if start.dead_run is not None:
         line = release_dead_run(instance, *start.dead_run)
         if line:
             _say(progress, line)
+        wait_for_warehouse_file(
+            start.warehouse,
+            wait_seconds=max(start.pool_wait_seconds, DEAD_RUN_CHILD_WAIT_SECONDS),
+            say=lambda message: _say(progress, message),
+        )
     for line in free_slots_of_ended_runs(instance, pools):
         _say(progress, line)
     wait_for_pools(

@@ -3,10 +3,13 @@ with a line saying which run holds them, and then named in a one-line error."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from orchestration.pools import (
@@ -14,6 +17,7 @@ from orchestration.pools import (
     free_slots_of_ended_runs,
     release_dead_run,
     wait_for_pools,
+    wait_for_warehouse_file,
 )
 from orchestration.runner import open_instance
 
@@ -77,3 +81,47 @@ def test_slots_of_ended_runs_are_freed_and_live_ones_kept(instance) -> None:
     live = _holding_run(instance)
     assert free_slots_of_ended_runs(instance, [POOL]) == []
     assert _holders(instance) == {live}
+
+
+def _lock_holder(warehouse: Path, seconds: float) -> subprocess.Popen:
+    """A process holding the DuckDB file open for writing, as a killed run's dbt build does."""
+    code = (
+        "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+        "print('locked', flush=True); time.sleep(float(sys.argv[2]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(warehouse), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_leftover_lock_is_waited_for_then_named(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    holder = _lock_holder(warehouse, 60)
+    lines: list[str] = []
+    try:
+        with pytest.raises(PoolBusyError, match=f"locked by pid {holder.pid}"):
+            wait_for_warehouse_file(
+                warehouse, wait_seconds=0.3, say=lines.append, poll_seconds=0.05
+            )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lines and f"waiting for pid {holder.pid}" in lines[0]
+    wait_for_warehouse_file(warehouse, wait_seconds=0, say=lines.append)  # free: at once
+
+
+def test_the_wait_ends_when_the_leftover_exits(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    holder = _lock_holder(warehouse, 1.5)
+    try:
+        wait_for_warehouse_file(warehouse, wait_seconds=60, say=lambda _: None, poll_seconds=0.1)
+        assert holder.poll() is not None  # returned only once the holder was gone
+    finally:
+        holder.kill()
+        holder.wait()
