@@ -26,6 +26,8 @@ from local_crm.generator import generate_world
 from policy import resolve_paths
 from tests.homes import home_env
 
+pytestmark = [pytest.mark.slow, pytest.mark.long_pole]  # 3 kill points, 2 cycles each: ~5 min
+
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = date(2025, 6, 2)
 ACCOUNTS = 300
@@ -103,7 +105,6 @@ def world(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("point", sorted(KILL_POINTS))
 def test_a_killed_run_is_finished_by_the_next_run_of_the_same_date(
     world: dict[str, str], point: str
