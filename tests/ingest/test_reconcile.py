@@ -29,9 +29,12 @@ def _warehouse_accounts(warehouse: Path) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("lookback_minutes", [15, 0])
+@pytest.mark.parametrize(
+    ("lookback_minutes", "bulk_threshold"),
+    [(15, 10_000), (0, 10)],  # 10: the CRM's ids and stamps come through Bulk 2.0
+)
 def test_late_rows_are_loaded_by_the_next_reconciliation(
-    tmp_path: Path, lookback_minutes: int
+    tmp_path: Path, lookback_minutes: int, bulk_threshold: int
 ) -> None:
     db = tmp_path / "crm.sqlite"
     store = CrmStore(db)
@@ -41,7 +44,7 @@ def test_late_rows_are_loaded_by_the_next_reconciliation(
     store.clock.set(cursor_time)
     store.insert("Account", [{"Name": "Newest", "OwnerId": users[0]}])  # the cursor
     warehouse = tmp_path / "warehouse.duckdb"
-    cfg = IngestConfig(lookback=timedelta(minutes=lookback_minutes))
+    cfg = IngestConfig(lookback=timedelta(minutes=lookback_minutes), bulk_threshold=bulk_threshold)
     server = start_in_process(db)
     try:
         conn = local_connection(server)
