@@ -149,6 +149,7 @@ def _run_cycle(args: argparse.Namespace, as_of: date, *, dry_run: bool, override
         accept_row_drop=accept,
         accepted_by=getattr(args, "by", None) or "",
         accept_reason=getattr(args, "reason", None) or "",
+        reconcile=getattr(args, "reconcile", False),
     )
 
 
@@ -328,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept this run's row-count drop of a CRM object (e.g. Account; repeatable); "
         "needs --by and --reason, recorded in ops.row_drop_overrides",
     )
+    run.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="also compare every CRM id and SystemModstamp with the warehouse and load rows the "
+        "incremental extract missed (what the daily reconciliation schedule does)",
+    )
     run.add_argument("--by", metavar="WHO", help="who accepts the row-count drop")
     run.add_argument("--reason", metavar="WHY", help="why the row-count drop is intended")
     run.add_argument(
@@ -335,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="wait this long for another cycle holding the warehouse (default: exit at once)",
+        help="wait this long for another live cycle holding the warehouse or its Dagster pool "
+        "slot, saying what it waits for (default: exit at once with its name); a killed "
+        "cycle's lease and pool slots are taken over at once",
     )
     run.set_defaults(func=cmd_run)
 
@@ -422,7 +431,7 @@ def _user_error_message(exc: BaseException) -> str | None:
             return text
         if type(from_chain).__name__ == "PolicyError":
             return f"invalid policy: {text}"
-        if type(from_chain).__name__ == "WarehouseBusyError":
+        if type(from_chain).__name__ in ("WarehouseBusyError", "PoolBusyError"):
             return text
         if "duckdb" in module and "lock" in str(from_chain).lower():
             return (

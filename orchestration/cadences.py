@@ -1,4 +1,5 @@
-"""Cadences (R17): schedules for distribution and retrieval, sensors for signals and returns.
+"""Cadences (R17): schedules for distribution and retrieval, sensors for signals and returns,
+and the daily reconciliation of the CRM extract (`ingest.reconcile`).
 
 Each cadence is switchable in books.yml (`cadences.<name>.enabled`). The cron strings are read
 when the definitions load (Dagster needs them then); the on/off switch is read again on every
@@ -18,6 +19,9 @@ import dagster as dg
 
 from orchestration.cycle import (
     TAG_ACCOUNT_IDS,
+    TAG_AS_OF_DATE,
+    TAG_RECONCILE,
+    TAG_RUN_ID,
     TAG_SIGNAL_IDS,
     PolicyResource,
     cycle_tags,
@@ -243,3 +247,51 @@ def build_cadences(
         ),
     ]
     return schedules, sensors
+
+
+RECONCILE_JOB_NAME = "books_reconcile"
+
+
+def build_reconcile_job(
+    selection: dg.AssetSelection,
+) -> dg.UnresolvedAssetJobDefinition:
+    """The CRM extract with reconciliation (run tag books/reconcile=true): no dbt, no write."""
+    return dg.define_asset_job(
+        RECONCILE_JOB_NAME,
+        selection=selection,
+        tags={TAG_RECONCILE: "true"},
+        description="Extract the CRM, then compare every id and SystemModstamp with the "
+        "warehouse and load what the incremental extract missed (ops.reconciliation).",
+    )
+
+
+def build_reconcile_schedule(
+    policy: Policy, job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition
+) -> dg.ScheduleDefinition:
+    """`ingest.reconcile` in books.yml: daily by default; the on/off switch is read per tick."""
+    on = policy.ingest.reconcile.enabled
+
+    @dg.schedule(
+        name="reconcile_schedule",
+        cron_schedule=policy.ingest.reconcile.cron,
+        job=job,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED,
+        description="Reconciliation: loads CRM rows committed too late for the extract's window.",
+    )
+    def _schedule(
+        context: dg.ScheduleEvaluationContext, policy: PolicyResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        if not policy.policy.ingest.reconcile.enabled:
+            return dg.SkipReason(f"ingest.reconcile is switched off in {policy.resolved_path()}")
+        as_of = utc_date(context.scheduled_execution_time)
+        return dg.RunRequest(
+            run_key=f"reconcile:{as_of.isoformat()}",
+            tags={
+                TAG_AS_OF_DATE: as_of.isoformat(),
+                TAG_RUN_ID: f"{as_of.isoformat()}-reconcile-{policy.version[:10]}",
+                TAG_RECONCILE: "true",
+            },
+        )
+
+    return _schedule

@@ -23,6 +23,7 @@ TAG_DRY_RUN = "books/dry_run"  # "true" | "false"
 TAG_OVERRIDE_GUARD = "books/override_guard"  # "true" | "false"
 TAG_SIGNAL_IDS = "books/signal_ids"  # comma-separated Signal__c ids (signals mode)
 TAG_ACCOUNT_IDS = "books/account_ids"  # comma-separated Account ids (returns mode)
+TAG_RECONCILE = "books/reconcile"  # "true": the extract also reconciles ids with the CRM
 
 MODES = ("full", "distribution", "retrieval", "signals", "returns")
 DUCKDB_POOL = "duckdb_writer"

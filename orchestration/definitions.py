@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from orchestration import ingest, quarantine, write_back
-from orchestration.cadences import build_cadences
+from orchestration.cadences import build_cadences, build_reconcile_job, build_reconcile_schedule
 from orchestration.contracts import CONTRACT_CHECKS
 from orchestration.cycle import PolicyResource
 from orchestration.report import build_report_asset
@@ -81,6 +81,9 @@ def build_definitions(
         "dbt build (transform + decide), CRM write-back, report.",
     )
     schedules, sensors = build_cadences(policy, books_cycle)
+    books_reconcile = build_reconcile_job(
+        dg.AssetSelection.assets(*ingest.SALESFORCE_KEYS.values())
+    )
     return dg.Definitions(
         assets=[
             *dg.load_assets_from_modules([ingest, quarantine]),
@@ -93,8 +96,12 @@ def build_definitions(
             *dg.load_asset_checks_from_modules([ingest, write_back]),
             *CONTRACT_CHECKS,
         ],
-        jobs=[books_cycle, books_quality_job],
-        schedules=[*schedules, build_quality_schedule(policy)],
+        jobs=[books_cycle, books_quality_job, books_reconcile],
+        schedules=[
+            *schedules,
+            build_quality_schedule(policy),
+            build_reconcile_schedule(policy, books_reconcile),
+        ],
         sensors=sensors,
         resources={
             "policy": PolicyResource(path=str(paths.policy)),

@@ -6,12 +6,18 @@ path and a CRM connection) at import time, while here both come from resources a
 the source picks REST or Bulk 2.0 per run. The asset keys equal the dbt source names, so lineage
 is one graph. Both assets write the DuckDB file, so they run in pool `duckdb_writer`.
 
+The extract's look-back window is policy (`ingest.lookback_minutes`). With run tag
+`books/reconcile=true` (the daily reconciliation schedule, `books run --reconcile`) it then
+reconciles every id and SystemModstamp with the CRM (`ingest.reconcile`), and every run ends by
+comparing the CRM's row counts with the warehouse's: a difference is a warning and metadata.
+
 The CRM extract starts by finishing any write-back a killed cycle left in flight
 (`reverse_etl.recover`), so this cycle reads the CRM as it will stay and plans from it; a dry
 run skips that (it makes no CRM write at all).
 """
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import dagster as dg
 import duckdb
@@ -19,8 +25,9 @@ import duckdb
 from ingest.fields import object_specs
 from ingest.files import FEEDS, run_file_ingest
 from ingest.files import SCHEMA as FILES_SCHEMA
-from ingest.salesforce import DATASET, run_salesforce_ingest
-from orchestration.cycle import TAG_DRY_RUN, PolicyResource, as_of_date_of, flag_of
+from ingest.reconcile import ReconcileStats, count_gaps, describe_gaps, reconcile
+from ingest.salesforce import DATASET, IngestConfig, run_salesforce_ingest
+from orchestration.cycle import TAG_DRY_RUN, TAG_RECONCILE, PolicyResource, as_of_date_of, flag_of
 from orchestration.resources import CrmOpener, WarehouseResource
 from reverse_etl import WritePolicy, recover
 
@@ -94,9 +101,26 @@ def salesforce_raw(
         if recovered:
             context.log.warning(f"finished {recovered} write-back rows an interrupted run left")
         run_id = policy.run_id_for(context, as_of_date_of(context))
+        config = IngestConfig(lookback=timedelta(minutes=policy.policy.ingest.lookback_minutes))
         stats = run_salesforce_ingest(
-            conn, warehouse.warehouse_path, objects=objects, progress=progress, run_id=run_id
+            conn,
+            warehouse.warehouse_path,
+            objects=objects,
+            progress=progress,
+            config=config,
+            run_id=run_id,
         )
+        reconciled: dict[str, ReconcileStats] = {}
+        if flag_of(context, TAG_RECONCILE):
+            reconciled = reconcile(
+                conn, warehouse.warehouse_path, run_id=run_id, objects=objects, config=config
+            )
+            found = sum(r.found for r in reconciled.values())
+            fixed = sum(r.fixed for r in reconciled.values())
+            context.log.info(f"reconciliation: {found} rows missing or stale, {fixed} loaded")
+        gaps = count_gaps(conn, warehouse.warehouse_path, objects)
+        if gaps:
+            context.log.warning(describe_gaps(gaps))
         usage = conn.api_usage
     totals = _table_rows(warehouse, DATASET, [stats[o].table for o in objects])
     for name in objects:
@@ -122,6 +146,14 @@ def salesforce_raw(
         }
         if usage:
             metadata["api_usage"] = f"{usage[0]}/{usage[1]}"
+        if name in reconciled:
+            metadata["reconcile_found"] = reconciled[name].found
+            metadata["reconcile_fixed"] = reconciled[name].fixed
+        if name in gaps:
+            metadata["crm_rows"], metadata["count_gap"] = (
+                gaps[name][0],
+                gaps[name][0] - gaps[name][1],
+            )
         yield dg.MaterializeResult(asset_key=SALESFORCE_KEYS[name], metadata=metadata)
 
 

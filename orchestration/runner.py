@@ -13,6 +13,8 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,13 +33,20 @@ from contracts.overrides import (
     TAG_ACCEPTED_BY,
     parse_objects,
 )
-from orchestration.cycle import cycle_tags, make_run_id
+from orchestration.cycle import TAG_RECONCILE, cycle_tags, make_run_id
 from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
 from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
+from orchestration.pools import (
+    free_slots_of_ended_runs,
+    job_pools,
+    release_dead_run,
+    wait_for_pools,
+    wait_for_warehouse_file,
+)
 from orchestration.report import report_path
 from orchestration.transform import dbt_manifest_path
 from policy import BooksPaths, load_policy, policy_version, resolve_paths
-from warehouse.lease import acquire
+from warehouse.lease import LeaseInfo, acquire, read_lease
 from warehouse.publish import publish
 
 log = logging.getLogger(__name__)
@@ -45,6 +54,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[..., None]
 
 ANALYTICS_FILE = "analytics.duckdb"
+# How long a run waits for a killed run's leftover child (its dbt build) to release the
+# warehouse file: a dbt build of a large warehouse takes minutes, not hours.
+DEAD_RUN_CHILD_WAIT_SECONDS = 1800.0
 INGEST_PREFIXES = ("salesforce", "files")
 DAGSTER_YAML = """# Written by dynamic-books: DuckDB has one writer, so the pool of every step that
 # writes the warehouse file runs one step at a time.
@@ -114,6 +126,8 @@ class CycleSummary:
     decisions_by_kind: dict[str, int] = field(default_factory=dict)
     write_back: dict[str, Any] = field(default_factory=dict)
     failed_steps: list[str] = field(default_factory=list)
+    reconciliation: dict[str, str] = field(default_factory=dict)  # object: found / fixed
+    count_gaps: dict[str, str] = field(default_factory=dict)  # object: CRM vs warehouse rows
     ui_hint: str = "open the Dagster UI with: .venv/bin/books ui  (then http://127.0.0.1:3000)"
 
     def render(self) -> str:
@@ -136,8 +150,13 @@ class CycleSummary:
             *block("accounts by state", self.accounts_by_state),
             *block("decisions by kind", self.decisions_by_kind),
             *block("write-back", self.write_back),
-            f"warehouse: {self.warehouse}",
         ]
+        if self.reconciliation:
+            lines += block("reconciliation (rows missing or stale / loaded)", self.reconciliation)
+        if self.count_gaps:
+            lines += block("WARNING: CRM and warehouse row counts differ", self.count_gaps)
+            lines.append("  the next reconciliation (daily, or books run --reconcile) loads them")
+        lines += [f"warehouse: {self.warehouse}"]
         if self.analytics:
             lines.append(
                 f"analytics: {self.analytics}  (public tables of this run; open it read-only, "
@@ -208,6 +227,8 @@ def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callab
         elif kind == "STEP_FAILURE":
             summary["failed"].append(event.step_key)
             _say(progress, f"step {event.step_key} FAILED")
+        elif kind == "ENGINE_EVENT" and "blocked by limit for pool" in (event.message or ""):
+            _say(progress, f"step {event.step_key} waits: {event.message}")
         elif kind == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             key = materialization.asset_key
@@ -227,6 +248,21 @@ def _rows_ingested(materialized: dict[dg.AssetKey, dict[str, Any]]) -> dict[str,
                 out["/".join(key.path)] = metadata[name]
                 break
     return out
+
+
+def _ingest_checks(
+    materialized: dict[dg.AssetKey, dict[str, Any]],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(reconciliation found/fixed, count gaps) per CRM object, from the extract's metadata."""
+    found, gaps = {}, {}
+    for key, meta in sorted(materialized.items(), key=lambda kv: kv[0].to_user_string()):
+        name = "/".join(key.path)
+        if "reconcile_found" in meta:
+            found[name] = f"{meta['reconcile_found']} / {meta['reconcile_fixed']}"
+        if "count_gap" in meta:
+            crm = meta["crm_rows"]
+            gaps[name] = f"CRM {crm:,}, warehouse {crm - meta['count_gap']:,}"
+    return found, gaps
 
 
 def _warehouse_counts(warehouse: Path, run_id: str) -> tuple[dict[str, int], dict[str, int]]:
@@ -274,6 +310,7 @@ def run_cycle(
     accept_row_drop: tuple[str, ...] = (),
     accepted_by: str = "",
     accept_reason: str = "",
+    reconcile: bool = False,
 ) -> CycleSummary:
     """Run `books_cycle` once, in this process, for `as_of`; never reads the wall clock.
 
@@ -282,27 +319,92 @@ def run_cycle(
     cycle holds the warehouse lease, keyed by the Dagster run id so the run's steps join it: a
     second cycle (another `books run`, or a scheduled Dagster run) fails with
     `warehouse.lease.WarehouseBusyError` naming the holder (after `lease_wait_seconds`).
+    A previous holder that died (a killed `books run`) has its Dagster run marked failed and its
+    pool slots freed; a pool slot held by a live run is waited for, saying so, for the same
+    `lease_wait_seconds`, then `orchestration.pools.PoolBusyError` names it.
     `accept_row_drop`: objects whose row-count drop this run accepts (recorded with
     `accepted_by` and `accept_reason` in ops.row_drop_overrides; see contracts.overrides).
+    `reconcile`: the extract also compares every CRM id and SystemModstamp with the warehouse
+    and loads what it missed (ingest.reconcile), as the daily reconciliation schedule does.
     """
     paths = paths or resolve_paths()
     policy = load_policy(paths.policy)
     version = policy_version(policy)
     run_id = make_run_id(as_of, version, attempt)
     extra_tags = _row_drop_tags(accept_row_drop, accepted_by, accept_reason)
+    if reconcile:
+        extra_tags[TAG_RECONCILE] = "true"
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
     holder = f"books cycle {run_id}"
     dagster_run_id = str(uuid.uuid4())
+    previous = read_lease(paths.warehouse)
     with acquire(paths.warehouse, holder, wait_seconds=lease_wait_seconds, run_key=dagster_run_id):
         _say(progress, f"books cycle as of {as_of}: run {run_id}, policy {version[:12]}")
+        dead = _dead_holder(previous, dagster_run_id)
+        start = _Start(dagster_run_id, dead, lease_wait_seconds, paths.warehouse)
         summary = _run_locked(
             as_of, run_id, version, policy.crm.kind, dry_run, override_guard, progress, paths,
-            instance, dagster_run_id, extra_tags,
+            instance, start, extra_tags,
         )  # fmt: skip
         if summary.success:
             _publish(summary, paths, progress)
     _say(progress, f"books cycle {'done' if summary.success else 'failed'}")
     return summary
+
+
+@dataclass(frozen=True)
+class _Start:
+    """How this cycle's Dagster run starts: its id, a dead predecessor to clean up, pool wait."""
+
+    dagster_run_id: str
+    dead_run: tuple[str, str] | None  # (Dagster run id, why it is dead)
+    pool_wait_seconds: float
+    warehouse: Path
+
+
+def _dead_holder(previous: LeaseInfo | None, dagster_run_id: str) -> tuple[str, str] | None:
+    """The Dagster run of the lease holder this cycle took over from, if its process is gone.
+
+    Called once the lease is ours: a previous run-keyed holder either released it (its run
+    ended; nothing to clean) or died (we took the stale lease over).
+    """
+    if previous is None or not previous.run_key or previous.run_key == dagster_run_id:
+        return None
+    if previous.host == socket.gethostname():
+        try:
+            os.kill(previous.pid, 0)
+            return None  # still alive: it released the lease normally
+        except ProcessLookupError:
+            return previous.run_key, f"pid {previous.pid} of {previous.holder!r} is gone"
+        except PermissionError:
+            return None
+    return previous.run_key, f"the lease of {previous.holder!r} on {previous.host} expired"
+
+
+def _prepare_pools(
+    instance: dg.DagsterInstance, job: dg.JobDefinition, start: _Start, progress: Progress | None
+) -> None:
+    """Free a dead predecessor's pool slots (and wait for its leftover child to release the
+    warehouse file) and those of ended runs, then wait for live holders."""
+    pools = job_pools(job)
+    if start.dead_run is not None:
+        line = release_dead_run(instance, *start.dead_run)
+        if line:
+            _say(progress, line)
+        wait_for_warehouse_file(
+            start.warehouse,
+            wait_seconds=max(start.pool_wait_seconds, DEAD_RUN_CHILD_WAIT_SECONDS),
+            say=lambda message: _say(progress, message),
+        )
+    for line in free_slots_of_ended_runs(instance, pools):
+        _say(progress, line)
+    wait_for_pools(
+        instance,
+        pools,
+        start.dagster_run_id,
+        wait_seconds=start.pool_wait_seconds,
+        say=lambda message: _say(progress, message),
+    )
 
 
 def _row_drop_tags(objects: tuple[str, ...], by: str, reason: str) -> dict[str, str]:
@@ -341,7 +443,7 @@ def _run_locked(
     progress: Progress | None,
     paths: BooksPaths,
     instance: dg.DagsterInstance | None,
-    dagster_run_id: str,
+    start: _Start,
     extra_tags: dict[str, str],
 ) -> CycleSummary:
     """Execute the job and read back what it did (the caller holds the warehouse lease)."""
@@ -352,6 +454,8 @@ def _run_locked(
         job = defs.resolve_job_def(JOB_NAME)
         if instance is None:
             instance = open_instance(paths.dagster_home)
+        dagster_run_id = start.dagster_run_id
+        _prepare_pools(instance, job, start, progress)
         instance.add_event_listener(dagster_run_id, _step_listener(progress, collected))
         tags = cycle_tags(
             as_of, run_id, dry_run=dry_run, override_guard=override_guard, extra=extra_tags
@@ -375,10 +479,11 @@ def _run_locked(
         if name in write_back_meta:
             write_back[name] = write_back_meta[name]
     report = report_path(str(paths.warehouse), as_of.isoformat())
+    reconciliation, gaps = _ingest_checks(collected["materialized"])
     return CycleSummary(
         as_of_date=as_of,
         run_id=run_id,
-        dagster_run_id=dagster_run_id,
+        dagster_run_id=start.dagster_run_id,
         policy_version=version,
         success=result.success,
         dry_run=dry_run,
@@ -389,6 +494,8 @@ def _run_locked(
         decisions_by_kind=kinds,
         write_back=write_back,
         failed_steps=collected["failed"],
+        reconciliation=reconciliation,
+        count_gaps=gaps,
     )
 
 

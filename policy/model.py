@@ -334,6 +334,19 @@ class Cadences(Strict):
     quality: CronCadence = CronCadence(cron="0 7 * * *")
 
 
+class Ingest(Strict):
+    """CRM ingestion: the extract's look-back window and the reconciliation that backs it up.
+
+    The extract re-reads rows stamped up to `lookback_minutes` before the newest loaded one, so
+    a row committed that late is still picked up; `reconcile` (daily by default, and on
+    `books run --reconcile`) compares every id and SystemModstamp with the warehouse and loads
+    what any window missed.
+    """
+
+    lookback_minutes: int = Field(default=15, ge=0, le=10080)
+    reconcile: CronCadence = CronCadence(cron="0 3 * * *")
+
+
 class Guards(Strict):
     max_move_share_of_owned: Share = 0.25
     max_move_vs_recent_median: float = Field(default=3.0, ge=1, le=1000)
@@ -405,6 +418,7 @@ class Policy(Strict):
     timing: Timing
     priority: Priority = Priority()
     cadences: Cadences = Cadences()
+    ingest: Ingest = Ingest()
     guards: Guards = Guards()
     planning: Planning
     people: People = People()

@@ -181,6 +181,25 @@ def test_run_passes_arguments_to_the_runner(
     assert seen["dry_run"] is True and seen["override_guard"] is False
     assert seen["env_warehouse"] == env["BOOKS_WAREHOUSE"]
     assert "summary text" in capsys.readouterr().out
+    assert seen["reconcile"] is False and seen["lease_wait_seconds"] == 0
+    assert cli.main(["run", "--as-of", "2025-01-06", "--reconcile", "--wait", "30", "-q"]) == 0
+    assert seen["reconcile"] is True and seen["lease_wait_seconds"] == 30
+
+
+def test_a_busy_pool_is_one_line(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestration.pools import PoolBusyError
+
+    def fake_run_cycle(**_: Any) -> None:
+        raise PoolBusyError("pool duckdb_writer held by run r1 (step salesforce_raw): waited 0s")
+
+    monkeypatch.setattr(cli, "_import", lambda *_: fake_run_cycle)
+    assert cli.main(["run", "--as-of", "2025-01-06", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "books: error: pool duckdb_writer held by run r1 (step salesforce_raw): waited 0s\n"
+    )
 
 
 def test_help_starts_fast_without_heavy_imports() -> None:

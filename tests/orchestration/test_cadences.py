@@ -185,3 +185,28 @@ def test_changed_rows_excludes_seen_ties() -> None:
 def test_bad_cursor_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="not a modstamp cursor"):
         ModstampCursor.parse("garbage")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_reconcile_schedule_follows_the_ingest_policy(tmp_path: Path, enabled: bool) -> None:
+    from orchestration.cadences import build_reconcile_job, build_reconcile_schedule
+    from orchestration.cycle import TAG_RECONCILE
+
+    data = yaml.safe_load(_policy_file(tmp_path).read_text(encoding="utf-8"))
+    data["ingest"]["reconcile"] = {"enabled": enabled, "cron": "30 2 * * *"}
+    policy_path = tmp_path / "reconcile.yml"
+    policy_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    job = build_reconcile_job(dg.AssetSelection.all())
+    schedule = build_reconcile_schedule(load_policy(policy_path), job)
+    assert schedule.cron_schedule == "30 2 * * *"
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2025, 3, 4, 2, 30, tzinfo=UTC),
+        resources={"policy": PolicyResource(path=str(policy_path))},
+    )
+    result = schedule(context)
+    if enabled:
+        assert result.tags[TAG_RECONCILE] == "true"
+        assert result.tags[TAG_AS_OF_DATE] == "2025-03-04"
+    else:
+        assert isinstance(result, dg.SkipReason) and "ingest.reconcile" in result.skip_message
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
