@@ -202,6 +202,13 @@ def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
             now,
             [SUPERSEDED],
         )
+        # A re-run that plans a change again sends it again: refused before, or dropped by an
+        # earlier re-plan of this run. Applied, unchanged and conflicts stay settled.
+        con.execute(
+            "update ops.write_ledger set state = ?, updated_at = ? where run_id = ? "
+            "and state in (?, ?) and change_key in (select change_key from _plan)",
+            [PLANNED, now, plan.run_id, REJECTED, SUPERSEDED],
+        )
         con.execute(
             "insert into ops.write_ledger by name select p.change_key, ? as run_id, p.sobject, "
             "p.record_id, p.fields, p.before_json, p.after_json, p.is_move, ? as state, "

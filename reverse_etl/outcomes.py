@@ -271,7 +271,7 @@ fresh as (
     from (select * from linked union all select * from dropped) as candidate
     left join latest using (run_id, decision_id)
     where latest.outcome is null
-        or (latest.outcome not in ('applied', 'unchanged')
+        or (latest.outcome not in ('applied', 'unchanged', 'recorded')
             and (latest.outcome, coalesce(latest.outcome_code, ''),
                  coalesce(latest.change_key, ''))
             is distinct from (candidate.outcome, coalesce(candidate.outcome_code, ''),

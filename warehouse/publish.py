@@ -29,7 +29,7 @@ RUN_COLUMN = "published_run_id"
 RUN_TABLE = "_published_run"
 DEFAULT_SCHEMAS = ("marts",)
 # Analyst-facing tables outside `marts`: the append-only decisions and the write-back log.
-DEFAULT_TABLES = ("decisions.book_decisions", "ops.sync_log")
+DEFAULT_TABLES = ("decisions.book_decisions", "decisions.book_decision_outcomes", "ops.sync_log")
 
 
 @dataclass(frozen=True)
