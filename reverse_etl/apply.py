@@ -485,6 +485,7 @@ def _apply_plan(
             for row in ledger.rows(warehouse_path, (PLANNED, RETRY), run_id=plan.run_id)
             if row.change_key not in held
         ]
+        + ledger.unfinished_of_earlier_runs(warehouse_path, plan.run_id)
     )
     ledger.log_held(warehouse_path, plan.run_id, held, clock)
     report.api_calls = conn.request_count - calls0

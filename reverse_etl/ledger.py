@@ -31,6 +31,7 @@ import duckdb
 import polars as pl
 
 from reverse_etl import outcomes
+from reverse_etl.guards import ensure_holds_table
 from reverse_etl.plan import Plan, canonical_json
 
 Clock = Callable[[], dt.datetime]
@@ -155,11 +156,17 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
+def store_plan(
+    warehouse_path: str | Path, plan: Plan, clock: Clock, *, full_cycle: bool = True
+) -> None:
     """Commit the plan as `planned` rows (idempotent per change key) in one transaction.
 
-    Older runs' rows still `planned`/`retry` are superseded: this run re-read the CRM and
-    planned whatever is still needed. A re-plan of the same run keeps existing rows' states.
+    Unfinished (`planned`/`retry`) rows this plan decided again are superseded: an older run's
+    rows when this run is a full cycle (it re-read the CRM and planned whatever is still
+    needed) or plans the same record; this run's own rows it no longer plans (a re-run that
+    decided differently). An out-of-cycle run (`full_cycle=False`: signals, returns) decides
+    only its own accounts, so the others' unfinished changes stay for it to send. A re-plan of
+    the same run keeps existing rows' states.
     """
     now = clock()
     frame = pl.DataFrame(
@@ -186,15 +193,18 @@ def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
     with connect(warehouse_path) as con:
         con.execute("begin")
         con.register("_plan", frame)
+        decided_again = (
+            "state in (?, ?) and ((run_id <> ? and (? or (sobject, record_id) in "
+            "(select (sobject, record_id) from _plan))) or (run_id = ? and change_key not in "
+            "(select change_key from _plan)))"
+        )
+        params = [PLANNED, RETRY, plan.run_id, full_cycle, plan.run_id]
         stale = con.execute(
-            "select change_key, attempts from ops.write_ledger where state in (?, ?) "
-            "and (run_id <> ? or change_key not in (select change_key from _plan))",
-            [PLANNED, RETRY, plan.run_id],
+            f"select change_key, attempts from ops.write_ledger where {decided_again}", params
         ).fetchall()
         con.execute(
-            "update ops.write_ledger set state = ?, updated_at = ? where state in (?, ?) "
-            "and (run_id <> ? or change_key not in (select change_key from _plan))",
-            [SUPERSEDED, now, PLANNED, RETRY, plan.run_id],
+            f"update ops.write_ledger set state = ?, updated_at = ? where {decided_again}",
+            [SUPERSEDED, now, *params],
         )
         outcomes.record_states(
             con,
@@ -438,3 +448,22 @@ def run_summary(
     names = ("applied", "fixed_by_retry", "still_failing", "conflicts", "held", "unchanged",
              "superseded")  # fmt: skip
     return dict(zip(names, (int(n) for n in row), strict=True)), codes
+
+
+def unfinished_of_earlier_runs(warehouse_path: str | Path, run_id: str) -> list[LedgerRow]:
+    """`planned`/`retry` rows of other runs no later plan decided again (an out-of-cycle run
+    came after them), from plans that were not blocked and not held back by a guard."""
+    with connect(warehouse_path) as con:
+        ensure_holds_table(con)
+        keys = [
+            r[0]
+            for r in con.execute(
+                "select l.change_key from ops.write_ledger as l "
+                "join ops.write_plans as p using (run_id) "
+                "where l.run_id <> ? and l.state in (?, ?) and p.status <> 'blocked' "
+                "and l.change_key not in (select change_key from ops.write_holds "
+                "where released_at is null)",
+                [run_id, PLANNED, RETRY],
+            ).fetchall()
+        ]
+    return rows(warehouse_path, (PLANNED, RETRY), change_keys=keys) if keys else []

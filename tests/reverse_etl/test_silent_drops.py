@@ -9,6 +9,7 @@ whatever the dropped changes' attempt counts.
 from __future__ import annotations
 
 import random
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,7 @@ import pytest
 
 from reverse_etl import WritePolicy, apply_plan, plan_write_back
 from tests.reverse_etl.wb_world import POOL_USERNAME, World, build_world, fixed_clock
+from warehouse.run_context import write_run_context
 
 ACCOUNTS = 1_000
 DROP_SHARE = 0.005
@@ -121,5 +123,29 @@ def test_the_next_dates_run_leaves_no_silent_drop_missing(tmp_path: Path, route:
                 ).fetchall()
             )
         assert states == {"applied": ACCOUNTS - STICKY, "superseded": STICKY}
+    finally:
+        world.server.stop()
+
+
+def test_an_out_of_cycle_run_sends_what_an_earlier_run_left_failing(tmp_path: Path) -> None:
+    """A signals or returns run decides only its own accounts: it must not drop (supersede)
+    the changes an earlier run left failing, and sends them."""
+    path, threshold = PATHS["collections"]
+    world, wanted, sticky, _fault, _report = _dropped_run(tmp_path, path, threshold)
+    try:
+        with duckdb.connect(str(world.warehouse)) as con:
+            write_run_context(con, "signals-1", date(2025, 3, 3), "v", cycle_mode="signals")
+        other = next(a for a in world.accounts if a not in sticky)
+        signals = _write(world, "signals-1", {other: {"Book_Status__c": "stale"}}, threshold)
+        assert _missing(world, {a: wanted[a] for a in sticky}) == []
+        assert signals.summary["applied"] == 1  # its own change; run-1's are run-1's
+        with duckdb.connect(str(world.warehouse), read_only=True) as con:
+            states = dict(
+                con.execute(
+                    "select state, count(*) from ops.write_ledger where run_id = 'run-1' "
+                    "group by all"
+                ).fetchall()
+            )
+        assert states == {"applied": ACCOUNTS}
     finally:
         world.server.stop()
