@@ -29,7 +29,17 @@ latest_outcomes as (
 
 final as (
     select
-        decisions.*,
+        decisions.decision_id,
+        decisions.run_id,
+        decisions.as_of_date,
+        decisions.account_id,
+        decisions.lead_id,
+        decisions.decision_kind,
+        decisions.from_owner_id,
+        decisions.to_owner_id,
+        decisions.from_state,
+        decisions.to_state,
+        decisions.reason,
         coalesce(latest_outcomes.outcome, 'pending') as outcome,
         latest_outcomes.outcome_code,
         latest_outcomes.outcome_detail,
