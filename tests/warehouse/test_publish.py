@@ -40,6 +40,10 @@ def _write_run(warehouse: Path, run: int) -> None:
         con.execute(
             f"insert into decisions.book_decisions select 'run-{run}', range from range(300)"
         )
+        con.execute(
+            "create or replace view decisions.book_decision_outcomes as "
+            "select *, 'applied' as outcome from decisions.book_decisions"
+        )
         con.execute("create table if not exists ops.sync_log (run_id varchar, outcome varchar)")
         con.execute(f"insert into ops.sync_log select 'run-{run}', 'applied' from range(100)")
         con.execute("create or replace table staging.internal as select 1 as x")  # fmt: skip
@@ -51,7 +55,7 @@ def test_publish_stamps_every_public_table_and_nothing_else(tmp_path: Path) -> N
     report = publish(warehouse, analytics, "run-1")
     assert set(report.tables) == {
         "marts.accounts", "marts.reps", "marts.account_count",
-        "decisions.book_decisions", "ops.sync_log",
+        "decisions.book_decisions", "decisions.book_decision_outcomes", "ops.sync_log",
     }  # fmt: skip
     assert report.tables["marts.accounts"] == 2500 and report.missing == ()
     with duckdb.connect(str(analytics), read_only=True) as con:
@@ -74,7 +78,9 @@ def test_missing_extra_tables_are_reported_and_empty_publish_refused(tmp_path: P
         con.execute("create schema marts")
         con.execute("create table marts.reps as select 1 as rep_id")
     report = publish(warehouse, analytics, "r1")
-    assert report.missing == ("decisions.book_decisions", "ops.sync_log")
+    assert report.missing == (
+        "decisions.book_decisions", "decisions.book_decision_outcomes", "ops.sync_log",
+    )  # fmt: skip
     with pytest.raises(ValueError, match="nothing to publish"):
         publish(warehouse, analytics, "r2", schemas=("nope",), tables=())
     assert published_run(analytics) == "r1"  # a failed publish leaves the old file in place
