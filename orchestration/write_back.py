@@ -11,7 +11,10 @@ the decisions and the CRM:
    call) and fails when the blast-radius guard blocks the plan, so the write asset never starts.
 
 The write asset re-plans (idempotent for one run id) and refuses a blocked plan itself too, so a
-hand-picked materialisation that skips the check is still safe.
+hand-picked materialisation that skips the check is still safe. Its `outcomes` metadata (printed
+by `books run`) are the run's figures: applied, fixed_by_retry, still_failing (with the CRM's
+codes and what happens next), conflicts, held. What became of each decision is appended to
+`ops.decision_outcomes` (asset `ops/decision_outcomes`; public view book_decision_outcomes).
 """
 
 from typing import Any
