@@ -68,9 +68,17 @@ create table if not exists ops.decision_outcomes (
 );
 """
 
-_LATEST = """
-select * from ops.decision_outcomes
-qualify row_number() over (partition by run_id, decision_id order by seq desc) = 1
+# The latest row of the decisions linked to the changes in `_outcome_items` (the log grows
+# with every run; a ledger commit must not rank all of it).
+_LATEST_OF_ITEMS = """
+select outcome_log.* from ops.decision_outcomes as outcome_log
+semi join (
+    select run_id, decision_id from ops.decision_outcomes
+    where change_key in (select change_key from _outcome_items)
+) as linked using (run_id, decision_id)
+qualify row_number() over (
+    partition by outcome_log.run_id, outcome_log.decision_id order by outcome_log.seq desc
+) = 1
 """
 
 _INSERT = (
@@ -114,7 +122,7 @@ def record_states(
                 source="(select latest.run_id, latest.decision_id, latest.account_id, "
                 "latest.decision_kind, latest.lead_id, item.change_key, item.outcome, "
                 "item.error_code as outcome_code, item.error_message as outcome_detail, "
-                "item.attempts from (" + _LATEST + ") as latest "
+                "item.attempts from (" + _LATEST_OF_ITEMS + ") as latest "
                 "join _outcome_items as item on latest.change_key = item.change_key "
                 "where latest.outcome not in ('applied', 'unchanged', 'superseded') "
                 "and (latest.outcome, coalesce(latest.outcome_code, '')) is distinct from "
@@ -265,7 +273,13 @@ dropped as (
     from recorded
     anti join current_attempt using (decision_id)
 ),
-latest as ({latest}),
+latest as (
+    select outcome_log.* from ops.decision_outcomes as outcome_log, run
+    where outcome_log.run_id = run.run_id
+    qualify row_number() over (
+        partition by outcome_log.decision_id order by outcome_log.seq desc
+    ) = 1
+),
 fresh as (
     select candidate.*
     from (select * from linked union all select * from dropped) as candidate
@@ -279,7 +293,7 @@ fresh as (
 )
 {insert}
 """
-_LINK_SQL = _LINK_SQL.replace("{latest}", _LATEST).replace(
+_LINK_SQL = _LINK_SQL.replace(
     "{state_case}",
     # At plan time an unfinished change (retry included) is pending: this apply sends it.
     "case change.state "
