@@ -66,8 +66,9 @@ def _run_outcomes(report: ApplyReport) -> dict[str, Any]:
             f"{code} {n}" for code, n in sorted(report.still_failing_codes.items())
         )
         out["next"] = (
-            "a re-run of this as-of date resends every change still failing; a later run "
-            "decides again and sends what it still wants (the rest is marked superseded)"
+            "a re-run of this as-of date resends every change still failing; the next full "
+            "run decides again and sends what it still wants (the rest is marked superseded); "
+            "a signals or returns run in between sends them as they are"
         )
     return out
 

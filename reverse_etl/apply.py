@@ -192,7 +192,7 @@ class _Writer:
             codes = sorted({str(r.error_code) for r in left})
             log.warning(
                 "%d changes still failing after this pass (%s); a re-run of this date resends "
-                "them, a later run re-decides them and sends what it still wants",
+                "them, the next full run decides again and sends what it still wants",
                 len(left),
                 ", ".join(codes),
             )
