@@ -166,6 +166,22 @@ def link_plan(
     }
     if not needed <= tables:
         return 0
+    for relation in ("sync.sync_salesforce__accounts", "decisions.dec_accounts_after"):
+        schema, table = relation.split(".")
+        columns = {
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ?",
+                [schema, table],
+            ).fetchall()
+        }
+        missing = {"account_id", "applied_decision_kind", "request_outcome"} - columns
+        if missing:
+            raise ValueError(
+                f"{relation} lacks {sorted(missing)}: the decision outcome log needs to know "
+                "which decision each account's write carries"
+            )
     dry = con.execute("select bool_or(dry_run) from ops.run_context").fetchall()[0][0]
     if dry:
         return 0
