@@ -22,9 +22,11 @@ from local_crm.db import RecordError
 REQUEST_FAULTS = ("rate_limit", "request_limit", "unavailable", "expired_session", "slow", "drop")
 # Record-level faults: some records of a write fail; the call itself succeeds.
 RECORD_FAULTS = ("lock_rows", "persistent_lock")
+# Record-level: the CRM answers success for some records of an update but does not save them.
+DROP_FAULTS = ("silent_drop",)
 # Bulk ingest: the job stops after `processed_rows` and ends Failed.
 JOB_FAULTS = ("bulk_job_failed",)
-FAULT_KINDS = REQUEST_FAULTS + RECORD_FAULTS + JOB_FAULTS
+FAULT_KINDS = REQUEST_FAULTS + RECORD_FAULTS + DROP_FAULTS + JOB_FAULTS
 
 
 @dataclass
@@ -36,10 +38,11 @@ class Fault:
     method: str | None = None
     after: int = 0
     times: int | None = None
-    share: float = 1.0  # lock_rows: share of records; request faults: share of matching calls
+    # lock_rows, silent_drop: share of records; request faults: share of matching calls
+    share: float = 1.0
     retry_after: int = 1
     delay: float = 0.0  # slow: seconds
-    ids: frozenset[str] = frozenset()  # persistent_lock: ids that never lock
+    ids: frozenset[str] = frozenset()  # persistent_lock, silent_drop: ids hit on every call
     processed_rows: int = 0  # bulk_job_failed: rows processed before the job fails
     seen: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
@@ -172,6 +175,26 @@ class FaultInjector:
                         hit = True
                 if hit:
                     f.fired += 1
+        return out
+
+    def silent_drops(self, method: str, api_path: str, ids: Sequence[str | None]) -> set[int]:
+        """Positions of an update the CRM reports saved but drops (each retry draws again)."""
+        out: set[int] = set()
+        with self._lock:
+            for idx, f in enumerate(self._faults):
+                if f.kind not in DROP_FAULTS or not f.matches(method, api_path) or f.exhausted:
+                    continue
+                for pos, rec_id in enumerate(ids):
+                    if rec_id is not None and rec_id in f.ids:  # dropped while the fault lasts
+                        out.add(pos)
+                        f.fired += 1
+                        continue
+                    key = rec_id or f"#{pos}"
+                    attempt = self._attempts.get((idx, key), 0) + 1
+                    self._attempts[(idx, key)] = attempt
+                    if pos not in out and self._draw(idx, key, attempt) < f.share:
+                        out.add(pos)
+                        f.fired += 1
         return out
 
     def bulk_job_failure(self, api_path: str) -> Fault | None:

@@ -668,8 +668,37 @@ class CrmApi:
                 except ValueError:
                     ids.append(None)
             forced = self.faults.record_errors(m, req.api_path, ids)
-            results = self.store.update(obj.name, records, req.user_id, all_or_none, forced)
+            results = self._update(
+                req.api_path, obj, records, ids, req.user_id, all_or_none, forced
+            )
         return Response(200, [r.as_json() for r in results], records=len(records))
+
+    def _update(
+        self,
+        api_path: str,
+        obj: SObject,
+        records: list[dict[str, Any]],
+        ids: list[str | None],
+        actor_id: str | None,
+        all_or_none: bool,
+        forced: dict[int, RecordError],
+    ) -> list[RecordResult]:
+        """store.update, except records a `silent_drop` fault picks: answered saved, not saved."""
+        dropped = self.faults.silent_drops("PATCH", api_path, ids) - set(forced)
+        if not dropped:
+            return self.store.update(obj.name, records, actor_id, all_or_none, forced)
+        kept = [i for i in range(len(records)) if i not in dropped]
+        results = self.store.update(
+            obj.name,
+            [records[i] for i in kept],
+            actor_id,
+            all_or_none,
+            {n: forced[i] for n, i in enumerate(kept) if i in forced},
+        )
+        out: list[RecordResult] = [RecordResult(ids[i], True) for i in range(len(records))]
+        for n, i in enumerate(kept):
+            out[i] = results[n]
+        return out
 
     def _collections_retrieve(self, req: _Request, object_name: str) -> Response:
         """GET `?ids=&fields=` or POST `{"ids", "fields"}`: one entry per id, in the ids' order,
@@ -1014,7 +1043,7 @@ class CrmApi:
                 ids.append(None)
         forced = self.faults.record_errors("PATCH", path, ids)
         if op == "update":
-            return self.store.update(obj.name, records, job["created_by"], False, forced)
+            return self._update(path, obj, records, ids, job["created_by"], False, forced)
         return self.store.delete(obj.name, [str(r.get("Id", "")) for r in records], False, forced)
 
     # -- Bulk API 2.0 query

@@ -11,7 +11,10 @@ the decisions and the CRM:
    call) and fails when the blast-radius guard blocks the plan, so the write asset never starts.
 
 The write asset re-plans (idempotent for one run id) and refuses a blocked plan itself too, so a
-hand-picked materialisation that skips the check is still safe.
+hand-picked materialisation that skips the check is still safe. Its `outcomes` metadata (printed
+by `books run`) are the run's figures: applied, fixed_by_retry, still_failing (with the CRM's
+codes and what happens next), conflicts, held. What became of each decision is appended to
+`ops.decision_outcomes` (asset `ops/decision_outcomes`; public view book_decision_outcomes).
 """
 
 from typing import Any
@@ -27,7 +30,15 @@ from orchestration.cycle import (
     flag_of,
 )
 from orchestration.resources import CrmOpener, WarehouseResource
-from reverse_etl import SYNC_OBJECTS, Plan, WritePolicy, apply_plan, plan_write_back
+from reverse_etl import (
+    SYNC_OBJECTS,
+    ApplyReport,
+    Plan,
+    WritePolicy,
+    apply_plan,
+    ledger,
+    plan_write_back,
+)
 
 SYNC_MODEL_KEY = dg.AssetKey(["sync_salesforce__accounts"])
 SYNC_MODEL_KEYS = [dg.AssetKey([o.model]) for o in SYNC_OBJECTS.values()]
@@ -44,6 +55,39 @@ def _plan(
         warehouse.warehouse_path, run_id, policy=WritePolicy.from_policy(policy.policy)
     )
     return run_id, plan
+
+
+def _run_outcomes(report: ApplyReport) -> dict[str, Any]:
+    """The run's write-back figures (every pass of its run id) and, when some still fail, their
+    CRM codes and what happens to them next."""
+    out: dict[str, Any] = dict(report.summary)
+    if report.still_failing_codes:
+        out["still_failing_codes"] = ", ".join(
+            f"{code} {n}" for code, n in sorted(report.still_failing_codes.items())
+        )
+        out["next"] = (
+            "a re-run of this as-of date resends every change still failing; the next full "
+            "run decides again and sends what it still wants (the rest is marked superseded); "
+            "a signals or returns run in between sends them as they are"
+        )
+    return out
+
+
+@dg.asset(
+    key=dg.AssetKey(["ops", "decision_outcomes"]),
+    group_name="write_back",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    description="ops.decision_outcomes: the append-only log of what became of every recorded "
+    "decision in the CRM (applied, held, failed, superseded ...), written by the write-back; "
+    "the public view decisions.book_decision_outcomes reads it.",
+)
+def decision_outcome_log(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Make sure the outcome log exists before dbt builds the view over it (rows come from the
+    write-back of each run)."""
+    with ledger.connect(warehouse.warehouse_path) as con:
+        rows = con.execute("select count(*) from ops.decision_outcomes").fetchall()[0][0]
+    return dg.MaterializeResult(metadata={"dagster/row_count": int(rows)})
 
 
 def _blocked_message(plan: Plan) -> str:
@@ -132,7 +176,9 @@ def salesforce_write_back(
         "blocked_reasons": "; ".join(plan.blocked_reasons) or "none",
         "planned_changes": len(plan.changes),
         "moves_to_pool": plan.moves,
-        "outcomes": dg.MetadataValue.json(report.outcomes),
+        # What a person reads first (the CLI summary prints it): the run's figures.
+        "outcomes": dg.MetadataValue.json(report.outcomes if dry_run else _run_outcomes(report)),
+        "ledger_states": dg.MetadataValue.json(report.outcomes),
         "api_calls": report.api_calls,
         "conflicts": len(report.conflicts),
         "readback_mismatches": report.readback_mismatches,

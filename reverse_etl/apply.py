@@ -7,7 +7,8 @@ row already holding the desired values is `unchanged` (no call). The rest is wri
 Collections (200 per call, allOrNone=false) or, above `bulk_threshold`, one Bulk API 2.0 job;
 results are matched by id. A read-back then confirms what the CRM says it saved. Per-record
 transient errors are retried in later rounds with capped backoff (at most `max_attempts` sends
-per record); permanent errors are `rejected` with the CRM's code and message.
+per record and pass: a re-run resends a change whatever it spent before); permanent errors are
+`rejected` with the CRM's code and message.
 
 Every ledger state is committed before and after each CRM call, so `recover` can finish any
 run killed midway: writes set absolute values, and a row is re-sent only when the CRM still
@@ -80,7 +81,10 @@ class ApplyReport:
     conflicts: list[Conflict] = field(default_factory=list)
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # record id, code, message
     retried_records: int = 0
-    readback_mismatches: int = 0
+    readback_mismatches: int = 0  # this pass: writes answered saved but not found on read-back
+    # The run's ledger at the end (all passes of this run id): ledger.run_summary.
+    summary: dict[str, int] = field(default_factory=dict)
+    still_failing_codes: dict[str, int] = field(default_factory=dict)
     stopped_by_budget: bool = False
     recovered: int = 0
     rounds: int = 0
@@ -139,6 +143,12 @@ class _Writer:
         )
         # Test hook: called with an event name at each crash-relevant point.
         self.on_event = on_event or (lambda _name: None)
+        # Attempts each row had when this pass took it: the per-pass budget starts there.
+        self.start: dict[str, int] = {}
+
+    def _spent(self, row: LedgerRow) -> int:
+        """Sends of `row` in this pass (its earlier runs' attempts do not count)."""
+        return row.attempts - self.start.get(row.change_key, row.attempts)
 
     # -- helpers ---------------------------------------------------------------------------
     def _commit(self, items: list[Transition], *, log_retry: bool = False) -> None:
@@ -156,6 +166,8 @@ class _Writer:
     # -- main loop -------------------------------------------------------------------------
     def run(self, rows: list[LedgerRow]) -> None:
         """Rounds until every row has an outcome, attempts run out, or the budget stops us."""
+        for row in rows:
+            self.start.setdefault(row.change_key, row.attempts)
         pending = rows
         rnd = 0
         while pending:
@@ -170,14 +182,20 @@ class _Writer:
             pending = [
                 r
                 for r in ledger.rows(self.path, (RETRY,), change_keys=_keys(pending))
-                if r.attempts < self.policy.max_attempts
+                if self._spent(r) < self.policy.max_attempts
             ]
             rnd += 1
             if rnd >= self.policy.max_attempts + 1:
                 break
         left = ledger.rows(self.path, (RETRY,), change_keys=_keys(rows))
         if left:
-            log.warning("%d records still failing after this run; next run retries them", len(left))
+            codes = sorted({str(r.error_code) for r in left})
+            log.warning(
+                "%d changes still failing after this pass (%s); a re-run of this date resends "
+                "them, the next full run decides again and sends what it still wants",
+                len(left),
+                ", ".join(codes),
+            )
             # Log the records that were attempted and are still failing, once, at run end.
             self._commit(
                 [
@@ -262,8 +280,8 @@ class _Writer:
                     Transition(row.change_key, CONFLICT, row.attempts, "CONFLICT", detail)
                 )
                 continue
-            if row.attempts >= self.policy.max_attempts:
-                continue  # out of attempts this run; stays `retry` for the next run
+            if self._spent(row) >= self.policy.max_attempts:
+                continue  # out of attempts this pass; stays `retry` for a re-run
             sendable.append(row)
         self._commit(settled)
         return sendable
@@ -388,6 +406,7 @@ class _Writer:
                         row.attempts,
                         "READBACK_MISMATCH",
                         f"reported saved but the CRM holds {cur!r}",
+                        readback_mismatch=True,
                     )
                 )
         self._commit(items)
@@ -442,6 +461,9 @@ def _apply_plan(
         report.blocked_reasons = plan.blocked_reasons
         report.outcomes = ledger.counts(warehouse_path, plan.run_id)
         report.outcomes_by_object = ledger.counts_by_object(warehouse_path, plan.run_id)
+        report.summary, report.still_failing_codes = ledger.run_summary(
+            warehouse_path, plan.run_id, frozenset(c.change_key for c in plan.changes)
+        )
         log.error("write-back blocked for run %s: %s", plan.run_id, "; ".join(plan.blocked_reasons))
         return report
     calls0 = conn.request_count
@@ -463,11 +485,16 @@ def _apply_plan(
             for row in ledger.rows(warehouse_path, (PLANNED, RETRY), run_id=plan.run_id)
             if row.change_key not in held
         ]
+        + ledger.unfinished_of_earlier_runs(warehouse_path, plan.run_id)
     )
+    ledger.log_held(warehouse_path, plan.run_id, held, clock)
     report.api_calls = conn.request_count - calls0
     report.outcomes = ledger.counts(warehouse_path, plan.run_id)
     report.outcomes_by_object = ledger.counts_by_object(warehouse_path, plan.run_id)
-    log.info("write-back %s: %s, %d API calls", plan.run_id, report.outcomes, report.api_calls)
+    report.summary, report.still_failing_codes = ledger.run_summary(
+        warehouse_path, plan.run_id, held
+    )
+    log.info("write-back %s: %s, %d API calls", plan.run_id, report.summary, report.api_calls)
     return report
 
 

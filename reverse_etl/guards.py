@@ -129,6 +129,10 @@ create table if not exists ops.write_holds (
 """
 
 
+def ensure_holds_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_HOLDS_DDL)
+
+
 def store_holds(
     warehouse_path: str | Path, run_id: str, holds: Iterable[Hold], clock: Callable[[], dt.datetime]
 ) -> None:

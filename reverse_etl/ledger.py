@@ -7,8 +7,11 @@ CRM reported the write saved and the read-back has not yet confirmed it.
 
 States: planned -> sending -> acked -> applied; or sending -> retry | rejected; planned ->
 unchanged | conflict | rejected (decided on the pre-write re-read); planned | retry ->
-superseded (a newer run planned again). `sync_log` gets one append-only row per attempted
-change when it reaches an outcome, written in the same transaction as the state.
+superseded (a newer run, or a re-run of the same run that decided again, did not keep it).
+`sync_log` gets one append-only row per attempted change when it reaches an outcome, written
+in the same transaction as the state, and so does the decision outcome log
+(`reverse_etl.outcomes`). `readback_mismatches` counts the times the CRM answered a write of
+the change saved and the read-back did not find it (a silent drop).
 
 Rows name their CRM object (`sobject`: Account, Lead) and record (`record_id`). A ledger made
 before leads were written (an `account_id` column, no `sobject`) is migrated in place on connect.
@@ -27,6 +30,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from reverse_etl import outcomes
+from reverse_etl.guards import ensure_holds_table
 from reverse_etl.plan import Plan, canonical_json
 
 Clock = Callable[[], dt.datetime]
@@ -80,7 +85,7 @@ create table if not exists ops.sync_log (
     fields varchar not null,
     before_json varchar not null,
     after_json varchar not null,
-    outcome varchar not null,         -- applied | unchanged | conflict | rejected | retry
+    outcome varchar not null,         -- applied | unchanged | conflict | rejected | retry | held
     attempts integer not null,
     error_code varchar,
     error_message varchar,
@@ -88,6 +93,8 @@ create table if not exists ops.sync_log (
     finished_at timestamptz not null,
     sobject varchar not null default 'Account'
 );
+alter table ops.write_ledger add column if not exists readback_mismatches integer default 0;
+alter table ops.sync_log add column if not exists readback_mismatches integer default 0;
 """
 
 # Ledgers written before leads: rename account_id -> record_id, add sobject (all Account).
@@ -124,12 +131,14 @@ class Transition:
     error_code: str | None = None
     error_message: str | None = None
     bulk_job_id: str | None = None
+    readback_mismatch: bool = False  # answered saved, read back without the values
 
 
 def connect(warehouse_path: str | Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(warehouse_path))
     con.execute(_DDL)
     _migrate(con)
+    outcomes.ensure(con)
     return con
 
 
@@ -147,11 +156,17 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
+def store_plan(
+    warehouse_path: str | Path, plan: Plan, clock: Clock, *, full_cycle: bool = True
+) -> None:
     """Commit the plan as `planned` rows (idempotent per change key) in one transaction.
 
-    Older runs' rows still `planned`/`retry` are superseded: this run re-read the CRM and
-    planned whatever is still needed. A re-plan of the same run keeps existing rows' states.
+    Unfinished (`planned`/`retry`) rows this plan decided again are superseded: an older run's
+    rows when this run is a full cycle (it re-read the CRM and planned whatever is still
+    needed) or plans the same record; this run's own rows it no longer plans (a re-run that
+    decided differently). An out-of-cycle run (`full_cycle=False`: signals, returns) decides
+    only its own accounts, so the others' unfinished changes stay for it to send. A re-plan of
+    the same run keeps existing rows' states.
     """
     now = clock()
     frame = pl.DataFrame(
@@ -178,15 +193,31 @@ def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
     with connect(warehouse_path) as con:
         con.execute("begin")
         con.register("_plan", frame)
-        con.execute(
-            "update ops.write_ledger set state = ?, updated_at = ? "
-            "where run_id <> ? and state in (?, ?)",
-            [SUPERSEDED, now, plan.run_id, PLANNED, RETRY],
+        decided_again = (
+            "state in (?, ?) and ((run_id <> ? and (? or (sobject, record_id) in "
+            "(select (sobject, record_id) from _plan))) or (run_id = ? and change_key not in "
+            "(select change_key from _plan)))"
         )
+        params = [PLANNED, RETRY, plan.run_id, full_cycle, plan.run_id]
+        stale = con.execute(
+            f"select change_key, attempts from ops.write_ledger where {decided_again}", params
+        ).fetchall()
+        con.execute(
+            f"update ops.write_ledger set state = ?, updated_at = ? where {decided_again}",
+            [SUPERSEDED, now, *params],
+        )
+        outcomes.record_states(
+            con,
+            [(k, SUPERSEDED, n, "DECIDED_AGAIN", _SUPERSEDED_WHY) for k, n in stale],
+            now,
+            [SUPERSEDED],
+        )
+        # A re-run that plans a change again sends it again: refused before, or dropped by an
+        # earlier re-plan of this run. Applied, unchanged and conflicts stay settled.
         con.execute(
             "update ops.write_ledger set state = ?, updated_at = ? where run_id = ? "
-            "and state = ? and change_key not in (select change_key from _plan)",
-            [SUPERSEDED, now, plan.run_id, PLANNED],
+            "and state in (?, ?) and change_key in (select change_key from _plan)",
+            [PLANNED, now, plan.run_id, REJECTED, SUPERSEDED],
         )
         con.execute(
             "insert into ops.write_ledger by name select p.change_key, ? as run_id, p.sobject, "
@@ -217,7 +248,19 @@ def store_plan(warehouse_path: str | Path, plan: Plan, clock: Clock) -> None:
                 ],
             )
         con.unregister("_plan")
+        outcomes.link_plan(con, plan.run_id, _held(plan), now)
         con.execute("commit")
+
+
+_SUPERSEDED_WHY = "a later plan (a re-run of this date or a later run) decided again"
+
+
+def _held(plan: Plan) -> dict[str, tuple[str, str]]:
+    """Change key -> (code, reason) of the changes this plan keeps back unless overridden."""
+    if plan.is_blocked:
+        why = "; ".join(plan.blocked_reasons)
+        return {c.change_key: ("PLAN_BLOCKED", why) for c in plan.changes}
+    return {h.change_key: ("BOOK_SHARE_GUARD", h.reason) for h in plan.held}
 
 
 def plan_status(warehouse_path: str | Path, run_id: str) -> str | None:
@@ -291,6 +334,7 @@ def transition(
             "error_code": [t.error_code for t in items],
             "error_message": [t.error_message for t in items],
             "bulk_job_id": [t.bulk_job_id for t in items],
+            "mismatch": [int(t.readback_mismatch) for t in items],
         },
         schema={
             "change_key": pl.Utf8,
@@ -299,6 +343,7 @@ def transition(
             "error_code": pl.Utf8,
             "error_message": pl.Utf8,
             "bulk_job_id": pl.Utf8,
+            "mismatch": pl.Int32,
         },
     )
     logged = list(OUTCOMES) + ([RETRY] if log_retry else [])
@@ -308,19 +353,26 @@ def transition(
         con.execute(
             "update ops.write_ledger as l set state = t.state, attempts = t.attempts, "
             "error_code = t.error_code, error_message = t.error_message, "
-            "bulk_job_id = t.bulk_job_id, updated_at = ? from _t as t "
-            "where l.change_key = t.change_key",
+            "bulk_job_id = t.bulk_job_id, updated_at = ?, "
+            "readback_mismatches = coalesce(l.readback_mismatches, 0) + t.mismatch "
+            "from _t as t where l.change_key = t.change_key",
             [now],
         )
         con.execute(
             "insert into ops.sync_log by name select l.change_key, l.run_id, l.sobject, "
             "l.record_id, l.fields, l.before_json, l.after_json, t.state as outcome, "
-            "t.attempts, t.error_code, t.error_message, l.planned_at, ? as finished_at "
-            "from _t as t join ops.write_ledger as l using (change_key) "
+            "t.attempts, t.error_code, t.error_message, l.planned_at, ? as finished_at, "
+            "l.readback_mismatches from _t as t join ops.write_ledger as l using (change_key) "
             "where list_contains(?, t.state)",
             [now, logged],
         )
         con.unregister("_t")
+        outcomes.record_states(
+            con,
+            [(t.change_key, t.state, t.attempts, t.error_code, t.error_message) for t in items],
+            now,
+            logged,
+        )
         con.execute("commit")
 
 
@@ -347,3 +399,71 @@ def counts(warehouse_path: str | Path, run_id: str | None = None) -> dict[str, i
         params.append(run_id)
     with connect(warehouse_path) as con:
         return dict(con.execute(sql + " group by state", params).fetchall())
+
+
+def log_held(warehouse_path: str | Path, run_id: str, keys: Iterable[str], clock: Clock) -> None:
+    """One `sync_log` row (outcome `held`) per change a guard kept back in this pass."""
+    keys = sorted(keys)
+    if not keys:
+        return
+    with connect(warehouse_path) as con:
+        con.execute(
+            "insert into ops.sync_log by name select change_key, run_id, sobject, record_id, "
+            "fields, before_json, after_json, 'held' as outcome, attempts, "
+            "'GUARD_HOLD' as error_code, 'held back by a guard; not sent' as error_message, "
+            "planned_at, ? as finished_at, readback_mismatches from ops.write_ledger "
+            "where run_id = ? and state = ? and change_key in (select unnest(?::varchar[]))",
+            [clock(), run_id, PLANNED, keys],
+        )
+
+
+def run_summary(
+    warehouse_path: str | Path, run_id: str, held: Iterable[str] = ()
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The figures a person reads after a run (every pass of this run id), and the CRM codes
+    of the changes still failing: applied, fixed_by_retry (applied after a read-back found a
+    write missing), still_failing, conflicts, held, unchanged, superseded."""
+    with connect(warehouse_path) as con:
+        con.execute("create or replace temp table _held as select unnest(?::varchar[]) as k",
+                    [sorted(held)])  # fmt: skip
+        row = con.execute(
+            "select count(*) filter (where state = 'applied'), "
+            "count(*) filter (where state = 'applied' and readback_mismatches > 0), "
+            "count(*) filter (where state in ('retry', 'rejected')), "
+            "count(*) filter (where state = 'conflict'), "
+            "count(*) filter (where state = 'planned' and change_key in (select k from _held)), "
+            "count(*) filter (where state = 'unchanged'), "
+            "count(*) filter (where state = 'superseded') "
+            "from ops.write_ledger where run_id = ?",
+            [run_id],
+        ).fetchall()[0]
+        codes = dict(
+            con.execute(
+                "select coalesce(error_code, 'UNKNOWN'), count(*) from ops.write_ledger "
+                "where run_id = ? and state in ('retry', 'rejected') group by all order by all",
+                [run_id],
+            ).fetchall()
+        )
+        con.execute("drop table _held")
+    names = ("applied", "fixed_by_retry", "still_failing", "conflicts", "held", "unchanged",
+             "superseded")  # fmt: skip
+    return dict(zip(names, (int(n) for n in row), strict=True)), codes
+
+
+def unfinished_of_earlier_runs(warehouse_path: str | Path, run_id: str) -> list[LedgerRow]:
+    """`planned`/`retry` rows of other runs no later plan decided again (an out-of-cycle run
+    came after them), from plans that were not blocked and not held back by a guard."""
+    with connect(warehouse_path) as con:
+        ensure_holds_table(con)
+        keys = [
+            r[0]
+            for r in con.execute(
+                "select l.change_key from ops.write_ledger as l "
+                "join ops.write_plans as p using (run_id) "
+                "where l.run_id <> ? and l.state in (?, ?) and p.status <> 'blocked' "
+                "and l.change_key not in (select change_key from ops.write_holds "
+                "where released_at is null)",
+                [run_id, PLANNED, RETRY],
+            ).fetchall()
+        ]
+    return rows(warehouse_path, (PLANNED, RETRY), change_keys=keys) if keys else []

@@ -314,7 +314,9 @@ def plan_write_back(
     rows = load_sync_rows(warehouse_path, run_id)
     context = load_guard_context(warehouse_path, policy, exclude_run=run_id)
     plan = build_plan(rows, run_id, policy=policy, context=context)
-    ledger.store_plan(warehouse_path, plan, clock or ledger.utc_now)
+    ledger.store_plan(
+        warehouse_path, plan, clock or ledger.utc_now, full_cycle=_is_full_cycle(warehouse_path)
+    )
     store_holds(warehouse_path, run_id, plan.held, clock or ledger.utc_now)
     if plan.is_blocked:
         log.warning("write-back plan %s is blocked: %s", run_id, "; ".join(plan.blocked_reasons))
@@ -331,3 +333,17 @@ def plan_write_back(
 
 def _connect(warehouse_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(warehouse_path), read_only=read_only)
+
+
+def _is_full_cycle(warehouse_path: str | Path) -> bool:
+    """False for an out-of-cycle run (ops.run_context cycle_mode signals / returns), which
+    decides only some accounts; a warehouse without a run context plans full cycles."""
+    with _connect(warehouse_path, read_only=True) as con:
+        found = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'ops' and table_name = 'run_context'"
+        ).fetchall()[0][0]
+        if not found:
+            return True
+        modes = {r[0] for r in con.execute("select cycle_mode from ops.run_context").fetchall()}
+    return not modes or modes == {"full"}

@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 RUN_COLUMN = "published_run_id"
 RUN_TABLE = "_published_run"
 DEFAULT_SCHEMAS = ("marts",)
-# Analyst-facing tables outside `marts`: the append-only decisions, their explanations (the
-# candidates each run considered, each rep's capacity) and the write-back log.
+# Analyst-facing tables outside `marts`: the append-only decisions with their outcomes, their
+# explanations (the candidates each run considered, each rep's capacity) and the write-back log.
 DEFAULT_TABLES = (
     "decisions.book_decisions",
+    "decisions.book_decision_outcomes",
     "decisions.run_candidates",
     "decisions.run_rep_capacity",
     "ops.sync_log",

@@ -41,6 +41,10 @@ def _write_run(warehouse: Path, run: int) -> None:
             con.execute(
                 f"insert into decisions.{history} select 'run-{run}', range from range(300)"
             )
+        con.execute(
+            "create or replace view decisions.book_decision_outcomes as "
+            "select *, 'applied' as outcome from decisions.book_decisions"
+        )
         con.execute("create table if not exists ops.sync_log (run_id varchar, outcome varchar)")
         con.execute(f"insert into ops.sync_log select 'run-{run}', 'applied' from range(100)")
         con.execute("create or replace table staging.internal as select 1 as x")  # fmt: skip
@@ -52,8 +56,8 @@ def test_publish_stamps_every_public_table_and_nothing_else(tmp_path: Path) -> N
     report = publish(warehouse, analytics, "run-1")
     assert set(report.tables) == {
         "marts.accounts", "marts.reps", "marts.account_count",
-        "decisions.book_decisions", "decisions.run_candidates", "decisions.run_rep_capacity",
-        "ops.sync_log",
+        "decisions.book_decisions", "decisions.book_decision_outcomes",
+        "decisions.run_candidates", "decisions.run_rep_capacity", "ops.sync_log",
     }  # fmt: skip
     assert report.tables["marts.accounts"] == 2500 and report.missing == ()
     with duckdb.connect(str(analytics), read_only=True) as con:

@@ -1,32 +1,50 @@
-{#- The audit trail of every decision (R15): one row per (run, account, decision kind, lead;
-    lead_id is set only on lead_route rows, one per routed lead), appended once per run from
-    dec_run_decisions. Re-running a run_id appends nothing (a run appends all its rows at once,
-    so rows already recorded for (run, account, kind) are kept as first decided): history is
-    never rewritten. A dry run appends nothing, so it cannot use up a rep's budget for the real
-    run of the same date. New columns are added to an existing table (on_schema_change). -#}
+{#- The audit trail of every decision (R15): one row per decision (decision_id), appended from
+    dec_run_decisions. decision_id identifies what was decided: run, account, kind, lead, from
+    and to owner, to state, reason and rest date. A re-run of the same run_id appends only the
+    decisions it makes differently (a killed run's re-run may decide again on a CRM its first
+    attempt partly changed); rows already recorded are never rewritten. What became of each
+    decision in the CRM is in book_decision_outcomes. A dry run appends nothing, so it cannot use
+    up a rep's budget for the real run of the same date. New columns are added to an existing
+    table (on_schema_change). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns'
 ) }}
+{%- set identity = [
+    'run_id', 'account_id', 'decision_kind', 'lead_id', 'from_owner_id', 'to_owner_id',
+    'to_state', 'reason', 'rest_until_date'
+] -%}
+{%- set identity_parts = [] -%}
+{%- for column in identity -%}
+    {%- do identity_parts.append(
+        "coalesce(cast(run_decisions." ~ column ~ " as " ~ dbt.type_string() ~ "), '~')"
+    ) -%}
+    {%- if not loop.last %}{% do identity_parts.append("'|'") %}{% endif -%}
+{%- endfor %}
 with
 
 run_decisions as (
     select * from {{ ref('dec_run_decisions') }}
 ),
 
-final as (
-    select run_decisions.*
+identified as (
+    select
+        run_decisions.*,
+        {{ dbt.hash(dbt.concat(identity_parts)) }}
+            as decision_id
     from run_decisions
+),
+
+final as (
+    select identified.*
+    from identified
     where not {{ is_dry_run() }}
     {%- if is_incremental() %}
         and not exists (
             select 1
             from {{ this }} as recorded
-            where
-                recorded.run_id = run_decisions.run_id
-                and recorded.account_id = run_decisions.account_id
-                and recorded.decision_kind = run_decisions.decision_kind
+            where recorded.decision_id = identified.decision_id
         )
     {%- endif %}
 )
