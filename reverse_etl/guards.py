@@ -41,6 +41,9 @@ class GuardContext:
     pool_owner_ids: frozenset[str] = frozenset()
     owner_counts: dict[str, int] = field(default_factory=dict)  # accounts per owner (read now)
     recent_moves: tuple[int, ...] = ()  # moves of previous plans, newest first
+    # Owners who are no longer active users: their books are meant to empty (a departure
+    # releases them), so the per-book guard does not hold moves out of them.
+    departed_owner_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -92,10 +95,13 @@ def held_moves(
     changes: Iterable[Change], context: GuardContext, policy: WritePolicy
 ) -> tuple[Hold, ...]:
     """The moves out of each book that would lose more than guards.max_share_of_one_book of it
-    (books of at least min_book_for_share_guard accounts): all of that owner's moves wait."""
+    (books of at least min_book_for_share_guard accounts): all of that owner's moves wait.
+    Books of departed (inactive) owners are exempt: emptying them is the point."""
     changes = list(changes)
     over: dict[str, str] = {}
     for owner, n in sorted(_moves_by_owner(changes).items()):
+        if owner in context.departed_owner_ids:
+            continue
         book = context.owner_counts.get(owner, 0)
         if book >= policy.min_book_for_share_guard and n / book > policy.max_share_of_one_book:
             over[owner] = (
@@ -209,6 +215,7 @@ def load_guard_context(
             ).fetchall()
         }
         pool: set[str] = set()
+        departed: set[str] = set()
         counts: dict[str, int] = {}
         if "raw_salesforce.user" in tables:
             pool = {
@@ -219,6 +226,20 @@ def load_guard_context(
                     [list(policy.pool_users)],
                 ).fetchall()
             }
+            user_columns = {
+                r[0]
+                for r in con.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = 'raw_salesforce' and table_name = 'user'"
+                ).fetchall()
+            }
+            if "is_active" in user_columns:
+                departed = {
+                    r[0]
+                    for r in con.execute(
+                        "select id from raw_salesforce.user where not coalesce(is_active, true)"
+                    ).fetchall()
+                }
         else:
             log.warning("%s has no raw_salesforce.user; pool users unknown", warehouse_path)
         if "raw_salesforce.account" in tables:
@@ -238,7 +259,7 @@ def load_guard_context(
                     [exclude_run, policy.recent_runs],
                 ).fetchall()
             )
-    return GuardContext(frozenset(pool), counts, recent)
+    return GuardContext(frozenset(pool), counts, recent, frozenset(departed - pool))
 
 
 @dataclass

@@ -162,6 +162,17 @@ def test_blast_radius_median_and_one_book_rules() -> None:
     assert f"6 of the 10 accounts of owner {REPS[0]}" in plan2.held[0].reason
 
 
+def test_a_departed_owners_whole_book_is_not_held() -> None:
+    """A rep who left (inactive user) releases their whole book: the per-book guard, meant to
+    catch a rule emptying a working rep's book, lets it through; a working rep's is still held."""
+    items = [(ACC[i], "OwnerId", REPS[i % 2], POOL) for i in range(12)]
+    books = {REPS[0]: 6, REPS[1]: 6, **{r: 100 for r in REPS[2:]}}
+    context = GuardContext(frozenset({POOL}), books, departed_owner_ids=frozenset({REPS[0]}))
+    plan = build_plan(long_rows(items), "run-1", context=context)
+    assert plan.blocked_reasons == ()
+    assert {h.owner_id for h in plan.held} == {REPS[1]} and len(plan.held) == 6
+
+
 def test_policy_reads_books_yml_guards() -> None:
     policy = WritePolicy.from_policy(
         {"guards": {"max_move_share_of_owned": 0.1, "bulk_threshold": 50},
