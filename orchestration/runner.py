@@ -126,9 +126,21 @@ class CycleSummary:
     decisions_by_kind: dict[str, int] = field(default_factory=dict)
     write_back: dict[str, Any] = field(default_factory=dict)
     failed_steps: list[str] = field(default_factory=list)
+    failure_reasons: dict[str, str] = field(default_factory=dict)  # step: first line of its error
+    failed_checks: dict[str, str] = field(default_factory=dict)  # asset:check: what failed
     reconciliation: dict[str, str] = field(default_factory=dict)  # object: found / fixed
     count_gaps: dict[str, str] = field(default_factory=dict)  # object: CRM vs warehouse rows
     ui_hint: str = "open the Dagster UI with: .venv/bin/books ui  (then http://127.0.0.1:3000)"
+
+    def _failed_check_lines(self) -> list[str]:
+        """One line per distinct failure (several assets' checks often fail for one reason)."""
+        by_reason: dict[str, list[str]] = {}
+        for name, what in self.failed_checks.items():
+            by_reason.setdefault(what, []).append(name)
+        return [
+            f"  failed check{'s' if len(names) > 1 else ''} {', '.join(names)}: {what}"
+            for what, names in by_reason.items()
+        ]
 
     def render(self) -> str:
         def block(title: str, values: dict[str, Any]) -> list[str]:
@@ -144,6 +156,8 @@ class CycleSummary:
         lines = [
             f"books cycle as of {self.as_of_date} {status}"
             + (" (dry run: nothing written to the CRM)" if self.dry_run else ""),
+            *(f"  {step}: {reason}" for step, reason in self.failure_reasons.items()),
+            *self._failed_check_lines(),
             f"run id {self.run_id}  policy {self.policy_version[:12]}  "
             f"dagster run {self.dagster_run_id}",
             *block("rows ingested", self.rows_ingested),
@@ -226,7 +240,17 @@ def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callab
             _say(progress, f"step {event.step_key} done")
         elif kind == "STEP_FAILURE":
             summary["failed"].append(event.step_key)
+            error = getattr(event.step_failure_data, "error", None)
+            message = (getattr(error, "message", "") or "").strip()
+            if message:
+                summary["reasons"][event.step_key] = message.splitlines()[0]
             _say(progress, f"step {event.step_key} FAILED")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                text = (evaluation.description or "").strip().splitlines()
+                name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                summary["checks"][name] = text[0] if text else "failed"
         elif kind == "ENGINE_EVENT" and "blocked by limit for pool" in (event.message or ""):
             _say(progress, f"step {event.step_key} waits: {event.message}")
         elif kind == "ASSET_MATERIALIZATION":
@@ -447,7 +471,7 @@ def _run_locked(
     extra_tags: dict[str, str],
 ) -> CycleSummary:
     """Execute the job and read back what it did (the caller holds the warehouse lease)."""
-    collected: dict[str, Any] = {"failed": [], "materialized": {}}
+    collected: dict[str, Any] = {"failed": [], "reasons": {}, "checks": {}, "materialized": {}}
     with _crm_endpoint(crm_kind, paths.crm_db) as endpoint:
         _say(progress, "loading definitions (dbt manifest is parsed if stale)")
         defs = build_definitions(paths, crm_endpoint=endpoint)
@@ -494,6 +518,8 @@ def _run_locked(
         decisions_by_kind=kinds,
         write_back=write_back,
         failed_steps=collected["failed"],
+        failure_reasons=collected["reasons"],
+        failed_checks=collected["checks"],
         reconciliation=reconciliation,
         count_gaps=gaps,
     )

@@ -33,3 +33,23 @@ def test_reconciliation_counts_and_no_warning_when_counts_agree() -> None:
     )
     assert "reconciliation" in text and "2 / 2" in text
     assert "WARNING" not in text
+
+
+def test_a_failed_step_says_why_on_the_status_line() -> None:
+    text = CycleSummary(
+        as_of_date=date(2025, 6, 2), run_id="r", dagster_run_id="d", policy_version="p" * 64,
+        success=False, dry_run=False, warehouse=Path("w.duckdb"), report=None,
+        failed_steps=["raw_salesforce_contracts"],
+        failure_reasons={"raw_salesforce_contracts": "2 blocking asset checks failed"},
+        failed_checks={
+            "salesforce/user:data_contract": "account: no live Account rows: accept it",
+            "salesforce/account:data_contract": "account: no live Account rows: accept it",
+        },
+    ).render()  # fmt: skip
+    first, second, third = text.splitlines()[:3]
+    assert first.endswith("FAILED at raw_salesforce_contracts")
+    assert second == "  raw_salesforce_contracts: 2 blocking asset checks failed"
+    assert third == (
+        "  failed checks salesforce/user:data_contract, salesforce/account:data_contract: "
+        "account: no live Account rows: accept it"
+    )
