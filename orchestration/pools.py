@@ -15,6 +15,7 @@ public API is used
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -122,6 +123,29 @@ def wait_for_pools(
         sleep(poll_seconds)
 
 
+def leftover_dbt_processes(warehouse: Path, proc: Path = Path("/proc")) -> list[int]:
+    """The dbt processes still working on `warehouse` (their environment names it), on systems
+    with /proc; empty elsewhere. A dbt build opens and closes the DuckDB file model by model, so
+    probing the file's lock alone can catch it between two models."""
+    if not proc.is_dir():
+        return []
+    wanted = {f"BOOKS_WAREHOUSE={path}".encode() for path in (warehouse, warehouse.resolve())}
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone, or not ours to read
+        if any(Path(arg.decode(errors="replace")).name == "dbt" for arg in argv[:2]) and (
+            wanted.intersection(environ)
+        ):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def wait_for_warehouse_file(
     warehouse: Path,
     *,
@@ -141,9 +165,12 @@ def wait_for_warehouse_file(
     deadline = time.monotonic() + wait_seconds
     next_report = 0.0
     while True:
+        leftovers = leftover_dbt_processes(warehouse)
         try:
             duckdb.connect(str(warehouse)).close()
-            return
+            if not leftovers:
+                return
+            who = "dbt pid " + ", ".join(str(pid) for pid in leftovers)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise

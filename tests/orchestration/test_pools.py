@@ -3,6 +3,8 @@ with a line saying which run holds them, and then named in a one-line error."""
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import sys
 import uuid
@@ -87,7 +89,8 @@ def _lock_holder(warehouse: Path, seconds: float) -> subprocess.Popen:
     """A process holding the DuckDB file open for writing, as a killed run's dbt build does."""
     code = (
         "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-        "print('locked', flush=True); time.sleep(float(sys.argv[2]))"
+        "print('locked', flush=True); time.sleep(float(sys.argv[2])); "
+        "print('releasing', flush=True); con.close(); time.sleep(1)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(warehouse), str(seconds)],
@@ -121,7 +124,31 @@ def test_the_wait_ends_when_the_leftover_exits(tmp_path: Path) -> None:
     holder = _lock_holder(warehouse, 1.5)
     try:
         wait_for_warehouse_file(warehouse, wait_seconds=60, say=lambda _: None, poll_seconds=0.1)
-        assert holder.poll() is not None  # returned only once the holder was gone
+        # returned only once the holder let the file go (it says so just before)
+        ready, _, _ = select.select([holder.stdout], [], [], 0)
+        assert ready and holder.stdout.readline().strip() == "releasing"
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_leftover_dbt_between_two_models_is_waited_for(tmp_path: Path) -> None:
+    """A killed run's dbt build opens the file model by model: between two models the file is
+    free, yet the build is still there. The wait follows the process, not only the lock."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    script = tmp_path / "dbt"  # named like the dbt entry point; never opens the file
+    script.write_text("import time\nprint('started', flush=True)\ntime.sleep(1.5)\n")
+    env = {**os.environ, "BOOKS_WAREHOUSE": str(warehouse)}
+    leftover = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert leftover.stdout is not None and leftover.stdout.readline().strip() == "started"
+        lines: list[str] = []
+        wait_for_warehouse_file(warehouse, wait_seconds=60, say=lines.append, poll_seconds=0.1)
+        assert leftover.poll() is not None, "returned while the leftover dbt still ran"
+        assert lines and f"dbt pid {leftover.pid}" in lines[0]
+    finally:
+        leftover.kill()
+        leftover.wait()

@@ -22,10 +22,11 @@ accounts as (
     select * from {{ ref('int_accounts_classified') }}
 ),
 
-{#- A re-run of the same as-of date is the same run: accounts it already gave a rep (recorded in
-    the append-only history by an earlier attempt) use up that rep's new-account budget, so a
-    re-run never hands out a second `max_new_per_run`. The history is read as a relation, not a
-    ref, because book_decisions is built from this model. -#}
+{#- A re-run of the same as-of date is the same run: accounts an earlier attempt gave a rep
+    (recorded in the append-only history) use up that rep's new-account budget, so a re-run never
+    hands out a second `max_new_per_run`; but only those the rep holds now, as read this run: a
+    gift the killed attempt never wrote to the CRM is decided again, not counted. The history is
+    read as a relation, not a ref, because book_decisions is built from this model. -#}
 {%- set history = adapter.get_relation(
     database=target.database, schema='decisions', identifier='book_decisions'
 ) %}
@@ -33,13 +34,17 @@ accounts as (
 already_given as (
     {%- if history is not none %}
     select
-        to_owner_id as rep_id,
-        count(distinct account_id) as given_count
-    from {{ history }}
+        history.to_owner_id as rep_id,
+        count(distinct history.account_id) as given_count
+    from {{ history }} as history
+    inner join accounts
+        on
+            history.account_id = accounts.account_id
+            and history.to_owner_id = accounts.owner_id
     where
-        as_of_date = (select as_of_date from run_context)
-        and decision_kind in ('distribute', 'signal_route')
-    group by to_owner_id
+        history.as_of_date = (select as_of_date from run_context)
+        and history.decision_kind in ('distribute', 'signal_route')
+    group by history.to_owner_id
     {%- else %}
     select
         rep_id,
