@@ -61,7 +61,7 @@ recent as (
         on
             accounts.account_id = recorded.account_id
             and accounts.owner_id = recorded.to_owner_id
-            and recorded.recorded_date >= accounts.manual_change_date
+            and accounts.manual_change_date <= recorded.recorded_date
     where
         recorded.account_id is null
         and run_context.cycle_mode = 'full'
