@@ -249,13 +249,14 @@ def assert_candidates_explained(
     inputs = {row["account_id"]: row for row in world.accounts}
     candidates = {row["account_id"]: row for row in result["candidates"]}
     assert len(candidates) == len(result["candidates"]), "a candidate listed twice"
+    given = {d["account_id"]: d for d in result["decisions"] if d["decision_kind"] in NEW_TO_BOOK}
+    # A signals run considers its signals' pool accounts, and the family members routed with them.
     considered = {
         a for a, row in inputs.items()
         if row["owner_kind"] == "pool" and row["state"] in ("ready", "resting")
-        and (mode != "signals" or a in scope)
+        and (mode != "signals" or a in scope or a in given)
     }  # fmt: skip
     assert set(candidates) == considered
-    given = {d["account_id"]: d for d in result["decisions"] if d["decision_kind"] in NEW_TO_BOOK}
     assert {a for a, row in candidates.items() if row["is_chosen"]} == set(given)
 
     received = Counter(d["to_owner_id"] for d in given.values())
@@ -285,9 +286,14 @@ def assert_candidates_explained(
         elif reason in ("returned_by_rep", "family_too_large", "lower_rank"):
             assert any(has_room(rep) for rep in reps), (row, reps)
         if reason == "returned_by_rep":
-            assert [rep for rep in reps if has_room(rep)] == [
-                world.rep(source["return_requested_by_id"])
-            ]
+            # Only reps who returned a member of its family within the member's rest have room.
+            family = [a for a in world.accounts if a["family_id"] == source["family_id"]]
+            returners = {
+                a["return_requested_by_id"] for a in family
+                if a["rest_until_date"] and a["rest_until_date"] > world.as_of_date
+            }  # fmt: skip
+            with_room = {rep.rep_id for rep in reps if has_room(rep)}
+            assert with_room and with_room <= returners, (row, with_room, returners)
         if reason == "not_hot":
             assert mode == "signals", row
         if reason == "family_held":

@@ -14,7 +14,8 @@
       lower_rank       reps had room, but the picks of this run ended above its rank (a
                        returns run only replaces returned accounts).
     A 'full' or 'returns' run considers every ready or resting pool account; a 'signals' run the
-    pool accounts of its signals. Rebuilt every run; run_candidates keeps the history. -#}
+    pool accounts of its signals (and the family members routed with them). Rebuilt every run;
+    run_candidates keeps the history. -#}
 with
 
 accounts as (
@@ -41,19 +42,6 @@ run_context as (
     select * from {{ ref('dec_run_context') }}
 ),
 
-considered as (
-    select accounts.*
-    from accounts
-    cross join run_context
-    where
-        accounts.owner_kind = 'pool'
-        and accounts.state in ('ready', 'resting')
-        and (
-            run_context.cycle_mode in ('full', 'returns')
-            or accounts.account_id in (select cycle_accounts.account_id from cycle_accounts)
-        )
-),
-
 chosen as (
     select
         account_id,
@@ -64,6 +52,20 @@ chosen as (
         pick_number
     from run_decisions
     where decision_kind in ('signal_route', 'distribute')
+),
+
+considered as (
+    select accounts.*
+    from accounts
+    cross join run_context
+    where
+        accounts.owner_kind = 'pool'
+        and accounts.state in ('ready', 'resting')
+        and (
+            run_context.cycle_mode in ('full', 'returns')
+            or accounts.account_id in (select cycle_accounts.account_id from cycle_accounts)
+            or accounts.account_id in (select chosen.account_id from chosen)
+        )
 ),
 
 rep_room as (
