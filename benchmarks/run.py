@@ -103,7 +103,7 @@ def _run_kind(
     if "setup" in out:
         say(f"{kind}: set-up: {out['setup']}")
     # One path for every kind's snapshot: dbt keeps its parse per warehouse file
-    # (orchestration.transform.warehouse_target), so, as on a user's warehouse, a run reuses the
+    # (orchestration.dbt_parse.warehouse_target), so, as on a user's warehouse, a run reuses the
     # parse of the run before; a new path would cost every run a full `dbt parse`.
     snap = snapshot(ws, work / "dagster") if dagster else None
 

@@ -17,18 +17,13 @@ from orchestration import ingest, quarantine, write_back
 from orchestration.cadences import build_cadences, build_reconcile_job, build_reconcile_schedule
 from orchestration.contracts import CONTRACT_CHECKS
 from orchestration.cycle import PolicyResource
+from orchestration.dbt_assets import build_dbt_assets, mart_asset_keys
+from orchestration.dbt_cli import dbt_resource
+from orchestration.dbt_parse import dbt_manifest_path, dbt_project
+from orchestration.quality import books_quality_job, build_quality_schedule
 from orchestration.report import build_report_asset
 from orchestration.resources import CrmResource, WarehouseResource
-from orchestration.transform import (
-    books_quality_job,
-    build_dbt_assets,
-    build_quality_schedule,
-    dbt_manifest_path,
-    dbt_project,
-    dbt_resource,
-    mart_asset_keys,
-    run_context_asset,
-)
+from orchestration.run_context import run_context_asset
 from policy import BooksPaths, Policy, load_policy, resolve_paths
 
 JOB_NAME = "books_cycle"

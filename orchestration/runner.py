@@ -34,6 +34,7 @@ from contracts.overrides import (
     parse_objects,
 )
 from orchestration.cycle import TAG_RECONCILE, cycle_tags, make_run_id
+from orchestration.dbt_parse import dbt_manifest_path
 from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
 from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
 from orchestration.pools import (
@@ -44,7 +45,6 @@ from orchestration.pools import (
     wait_for_warehouse_file,
 )
 from orchestration.report import report_path
-from orchestration.transform import dbt_manifest_path
 from policy import BooksPaths, load_policy, policy_version, resolve_paths
 from warehouse.lease import LeaseInfo, acquire, read_lease
 from warehouse.publish import publish

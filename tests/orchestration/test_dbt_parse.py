@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from orchestration.transform import DBT_PROJECT_DIR, dbt_executable, dbt_manifest_path
+from orchestration.dbt_parse import DBT_PROJECT_DIR, dbt_executable, dbt_manifest_path
 from policy import load_policy, policy_dbt_vars, resolve_paths
 from tests.homes import home_env
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from orchestration.transform import (
+from orchestration.dbt_parse import (
     ORPHAN_TARGET_AGE_SECONDS,
     TARGET_WAREHOUSE_FILE,
     warehouse_target,

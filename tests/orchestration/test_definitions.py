@@ -11,8 +11,10 @@ import pytest
 from dagster_dbt.utils import select_unique_ids
 
 from orchestration.cycle import DUCKDB_POOL
+from orchestration.dbt_assets import TRANSLATOR
+from orchestration.dbt_parse import dbt_project
 from orchestration.definitions import JOB_NAME, build_definitions
-from orchestration.transform import QUALITY_JOB_NAME, QUALITY_SELECTOR, TRANSLATOR, dbt_project
+from orchestration.quality import QUALITY_JOB_NAME, QUALITY_SELECTOR
 from policy import load_policy, resolve_paths
 from tests.homes import home_env
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.dbt_parse import dbt_manifest_path, dbt_project, manifest_is_stale
 from orchestration.runner import run_demo
-from orchestration.transform import dbt_manifest_path, dbt_project, manifest_is_stale
 from policy import resolve_paths
 from tests.homes import home_env
 

@@ -125,7 +125,7 @@ def test_gini_is_bounded_and_scale_free(values: list[int]) -> None:
 
 
 def test_dbt_outputs_get_row_counts_tables_only(tmp_path: Path) -> None:
-    from orchestration.transform import count_rows
+    from orchestration.dbt_assets import count_rows
 
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:

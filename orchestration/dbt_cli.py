@@ -1,0 +1,82 @@
+"""Running dbt from Dagster: the CLI resource and what a step does around an invocation."""
+
+import functools
+import importlib.metadata
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from dagster_dbt import DbtCliResource
+from packaging import version
+
+from orchestration.dbt_parse import DBT_PROJECT_DIR, ENV_WAREHOUSE, dbt_executable, dbt_project
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def warehouse_env(warehouse: str) -> Iterator[None]:
+    """Point the dbt profile at `warehouse` (env BOOKS_WAREHOUSE) for one dbt subprocess and
+    restore the variable afterwards."""
+    before = os.environ.get(ENV_WAREHOUSE)
+    os.environ[ENV_WAREHOUSE] = warehouse
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_WAREHOUSE, None)
+        else:
+            os.environ[ENV_WAREHOUSE] = before
+
+
+def stop_dbt(invocation: Any) -> None:
+    """End a dbt subprocess the step no longer reads (the step failed or was cancelled), so
+    it does not keep building and holding the DuckDB file after its run is over."""
+    process = invocation.process
+    if process.poll() is None:
+        log.warning("stopping dbt (pid %s): its Dagster step ended first", process.pid)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def failed_nodes(invocation: Any) -> list[str]:
+    """'<node>: <message>' for every dbt node that errored or whose test failed."""
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    except (OSError, KeyError, ValueError):
+        return []
+    return [
+        f"{r['unique_id']} ({r['status']}): {(r.get('message') or '').strip()[:300]}"
+        for r in results
+        if r.get("status") in ("error", "fail")
+    ]
+
+
+class BooksDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt CLI resource without its per-invocation start-up cost (~4 s).
+
+    Before each command dagster-dbt runs `dbt --version` in a subprocess and builds a dbt
+    adapter in-process; the adapter only serves `fetch_row_counts()` / column metadata, which
+    cannot read DuckDB while the dbt subprocess holds the file (row counts are read after dbt
+    ends instead). The version comes from the installed dbt-core package, and no adapter is made.
+    """
+
+    @functools.cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
+        return None
+
+
+def dbt_resource() -> DbtCliResource:
+    """The dbt CLI resource for the product's dbt project."""
+    return BooksDbtCliResource(
+        project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+    )
