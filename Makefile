@@ -11,7 +11,8 @@ UV_VERSION := 0.13.9
 # first (tests/conftest.py): xdist's default reorder (most tests first) queued the ten-minute
 # decision properties file (two tests) last, and CI took 28 min instead of ~17.
 TEST_WORKERS ?= auto
-# dbt (and so sqlfluff's dbt templater) reads the warehouse path from the environment.
+# dbt (and so sqlfluff's dbt templater) reads the warehouse path and the policy
+# (BOOKS_DBT_POLICY, set by `lint`) from the environment.
 export BOOKS_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 
 .PHONY: setup demo test lint ui lock
@@ -40,7 +41,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint dbt_project/models
+	BOOKS_DBT_POLICY="$$($(BIN)/python -m policy books.yml)" $(BIN)/sqlfluff lint dbt_project/models
 
 ui: setup
 	$(BIN)/books ui

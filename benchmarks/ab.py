@@ -42,7 +42,7 @@ import duckdb
 if __package__ in (None, ""):  # `python benchmarks/ab.py`: make the repo importable, as run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.stages import dbt_vars  # noqa: E402
+from benchmarks.stages import dbt_policy_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WORKTREE = "WORKTREE"
@@ -106,6 +106,13 @@ def remake_daily_delta(warehouse: Path) -> None:
                 con.execute(f"delete from {relation} where as_of_date = ?", [as_of])
 
 
+def _reads_policy_from_env(version: Version) -> bool:
+    """Whether this revision's dbt project reads the policy from the environment (later ones)
+    or from `--vars` (earlier ones)."""
+    macro = version.root / "dbt_project" / "macros" / "policy.sql"
+    return "BOOKS_DBT_POLICY" in macro.read_text()
+
+
 def build(version: Version, warehouse: Path, args: argparse.Namespace) -> float:
     """One `dbt build` of `version` in a fresh process; its wall seconds (per-model dbt times
     are kept). A failed build stops the comparison: its times would mean nothing."""
@@ -116,13 +123,20 @@ def build(version: Version, warehouse: Path, args: argparse.Namespace) -> float:
         "--profiles-dir", str(version.root / "dbt_project"),
         "--target-path", str(target),
         "--log-path", str(version.work / "logs"),
-        "--vars", json.dumps(dbt_vars(str(REPO / "books.yml"))),
         "--selector", args.selector,
         "--quiet",
     ]  # fmt: skip
+    policy_env = dbt_policy_env(str(REPO / "books.yml"))
+    if not _reads_policy_from_env(version):  # a revision from before the policy left --vars
+        command += ["--vars", json.dumps({"policy": json.loads(*policy_env.values())})]
     if args.full_refresh:
         command.append("--full-refresh")
-    env = {**os.environ, "BOOKS_WAREHOUSE": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "0"}
+    env = {
+        **os.environ,
+        **policy_env,
+        "BOOKS_WAREHOUSE": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "0",
+    }
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started

@@ -149,12 +149,13 @@ def contracts(warehouse: str, run_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- dbt
 
 
-def dbt_vars(policy_path: str) -> dict[str, Any]:
-    """What the Dagster dbt asset passes: only the policy (CONTRACTS.md); the run's as-of date
-    and id are rows of ops.run_context (`write_cycle_context`)."""
+def dbt_policy_env(policy_path: str) -> dict[str, str]:
+    """What the Dagster dbt asset gives dbt: the policy in the environment, no vars
+    (CONTRACTS.md); the run's as-of date and id are rows of ops.run_context
+    (`write_cycle_context`)."""
     load_policy = _need("policy", "load_policy")
-    policy_dbt_vars = _need("policy", "policy_dbt_vars")
-    return policy_dbt_vars(load_policy(policy_path))
+    policy_dbt_env = _need("policy", "policy_dbt_env")
+    return policy_dbt_env(load_policy(policy_path))
 
 
 def write_cycle_context(warehouse: str, policy_path: str, as_of: str, run_id: str) -> None:
@@ -190,7 +191,6 @@ def dbt_build(
         "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(target),
         "--log-path", str(work / "logs"),
-        "--vars", json.dumps(dbt_vars(policy_path)),
         "--selector", selector,
         "--quiet",
     ]  # fmt: skip
@@ -199,6 +199,7 @@ def dbt_build(
     write_cycle_context(warehouse, policy_path, as_of, run_id)
     os.environ["BOOKS_WAREHOUSE"] = warehouse
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    os.environ.update(dbt_policy_env(policy_path))
     result = dbtRunner().invoke(args)
     for artifact in ("manifest.json", "run_results.json"):
         if (target / artifact).exists():

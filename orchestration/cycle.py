@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any
 
 import dagster as dg
 
-from policy import Policy, load_policy, policy_dbt_vars, policy_version, resolve_paths
+from policy import Policy, load_policy, policy_dbt_env, policy_version, resolve_paths
 
 TAG_AS_OF_DATE = "books/as_of_date"
 TAG_RUN_ID = "books/run_id"
@@ -138,11 +137,11 @@ class PolicyResource(dg.ConfigurableResource):
         """The `books/run_id` tag, else the deterministic id for (as-of, policy, attempt 1)."""
         return _run_tags(context).get(TAG_RUN_ID) or make_run_id(as_of_date, self.version)
 
-    def dbt_vars(self) -> dict[str, Any]:
-        """The vars of every dbt invocation (CONTRACTS.md): only `policy`. The run's as-of
-        date, id and mode go to ops.run_context (`run_context_of`), so the vars stay the same
-        between runs and dbt keeps its partial parse."""
-        return policy_dbt_vars(self.policy)
+    def dbt_env(self) -> dict[str, str]:
+        """The environment every dbt invocation reads the policy from (never `--vars`). The
+        run's as-of date, id and mode go to ops.run_context, so it stays the same between runs
+        and dbt keeps its partial parse."""
+        return policy_dbt_env(self.policy)
 
 
 def cycle_ids_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from dagster_dbt import (
 )
 
 from orchestration.cycle import DUCKDB_POOL, PolicyResource
-from orchestration.dbt_cli import failed_nodes, stop_dbt, warehouse_env
+from orchestration.dbt_cli import dbt_environment, failed_nodes, stop_dbt
 from orchestration.dbt_parse import (
     dbt_manifest_path,
     dbt_project,
@@ -131,7 +131,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         """Build the dbt models (staging -> marts -> decisions -> sync) as of the run's date and
         run the gate tests.
 
-        dbt gets the validated policy as vars and the run's as-of date from ops.run_context, so
+        dbt gets the validated policy (environment) and the run's as-of date from ops.run_context, so
         every score and decision follows books.yml for this run's as-of date; the gate tests
         become asset checks, and a failing error-level gate stops the run before the write-back.
         """
@@ -152,12 +152,14 @@ def _run_dbt_build(
     )
     relations = relations_by_output(context.assets_def)
     built: dict[str, dg.AssetKey] = {}
-    with warehouse_env(warehouse):
+    with dbt_environment(warehouse, policy.dbt_env()):
         # The selection (--selector books_cycle, or the subset a user picked) comes from
         # dagster-dbt; unit tests are not in it (CI runs them against the default books.yml).
-        args = ["build", "--vars", json.dumps(policy.dbt_vars())]
         invocation = dbt.cli(
-            args, context=context, raise_on_error=False, target_path=warehouse_target(warehouse)
+            ["build"],
+            context=context,
+            raise_on_error=False,
+            target_path=warehouse_target(warehouse),
         )
         # Streamed: Dagster records each event while dbt runs instead of all of them after.
         try:

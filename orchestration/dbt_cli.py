@@ -5,7 +5,7 @@ import importlib.metadata
 import logging
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,18 +18,21 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def warehouse_env(warehouse: str) -> Iterator[None]:
-    """Point the dbt profile at `warehouse` (env BOOKS_WAREHOUSE) for one dbt subprocess and
-    restore the variable afterwards."""
-    before = os.environ.get(ENV_WAREHOUSE)
-    os.environ[ENV_WAREHOUSE] = warehouse
+def dbt_environment(warehouse: str, policy_env: Mapping[str, str]) -> Iterator[None]:
+    """The environment of one dbt subprocess (dagster-dbt passes os.environ on): the warehouse
+    the profile opens (BOOKS_WAREHOUSE) and the policy (`PolicyResource.dbt_env`); restored
+    afterwards."""
+    wanted = {ENV_WAREHOUSE: warehouse, **policy_env}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(ENV_WAREHOUSE, None)
-        else:
-            os.environ[ENV_WAREHOUSE] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def stop_dbt(invocation: Any) -> None:

@@ -4,15 +4,15 @@ Manifest preparation: `dbt_manifest_path()` runs `dbt parse` when
 `dbt_project/target/manifest.json` is missing or older than any file of the dbt project, at
 definitions load time. `DbtProject.prepare_if_dev()` alone is not enough: it only acts under
 `dagster dev`, while the CLI runner, pytest and CI load the definitions in plain Python. The
-parse gets the repo's policy as vars, because models read the policy while being parsed.
+parse gets the policy in its environment (`policy.policy_dbt_env`, never `--vars`), because
+models read the policy while being parsed.
 
-Why a cycle's dbt step is fast: the vars are only `policy` (the run's as-of date, id and mode
-are rows in ops.run_context, warehouse/run_context.py), so they equal the parse's vars and dbt
-reuses the partial parse kept in the warehouse's own target folder (`warehouse_target`).
+Why a cycle's dbt step is fast: dbt gets no vars (the run's as-of date, id and mode are rows in
+ops.run_context, warehouse/run_context.py) and the same policy as the parse, so dbt reuses the
+partial parse kept in the warehouse's own target folder (`warehouse_target`).
 """
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -25,7 +25,7 @@ from pathlib import Path
 from dagster._utils import run_with_concurrent_update_guard
 from dagster_dbt import DbtProject
 
-from policy import BooksPaths, load_policy, policy_dbt_vars, resolve_paths
+from policy import BooksPaths, load_policy, policy_dbt_env, resolve_paths
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +54,15 @@ def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
 
 
 def _parse_manifest(project: DbtProject, paths: BooksPaths | None = None) -> None:
-    """`dbt parse` into the project's target folder, with the vars and the warehouse of the
+    """`dbt parse` into the project's target folder, with the policy and the warehouse of the
     cycle about to run (`paths`, default: resolved from the environment), so that cycle's dbt
-    build reuses this parse: dbt reparses everything when the vars or the profile (it holds
-    the warehouse path) differ.
+    build reuses this parse: dbt reparses everything when the profile (it holds the warehouse
+    path) differs, and the models that read the policy when it differs.
 
     dbt writes into a scratch folder and the artifacts are then renamed into place: another
     process (a second run, a parallel test worker) that finds the manifest fresh never reads a
     half-written file."""
     paths = paths or resolve_paths()
-    parse_vars = policy_dbt_vars(load_policy(paths.policy))
     target = Path(project.manifest_path).parent  # absolute; target_path is project-relative
     _drop_parse_if_selectors_changed(target / "partial_parse.msgpack", project)
     scratch = target / f".parse-{os.getpid()}"
@@ -71,7 +70,11 @@ def _parse_manifest(project: DbtProject, paths: BooksPaths | None = None) -> Non
     scratch.mkdir(parents=True)
     if (target / "partial_parse.msgpack").is_file():  # reuse the last parse, as dbt would
         shutil.copy2(target / "partial_parse.msgpack", scratch / "partial_parse.msgpack")
-    env = {**os.environ, ENV_WAREHOUSE: str(paths.warehouse)}  # absolute, as the build's
+    env = {  # the build's environment: the absolute warehouse path, the policy
+        **os.environ,
+        ENV_WAREHOUSE: str(paths.warehouse),
+        **policy_dbt_env(load_policy(paths.policy)),
+    }
     cmd = [
         dbt_executable(),
         "parse",
@@ -82,8 +85,6 @@ def _parse_manifest(project: DbtProject, paths: BooksPaths | None = None) -> Non
         str(project.profiles_dir),
         "--target-path",
         str(scratch),
-        "--vars",
-        json.dumps(parse_vars),
     ]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

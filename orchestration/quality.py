@@ -9,7 +9,7 @@ from dagster_dbt import DagsterDbtTranslatorSettings, DbtCliResource
 
 from orchestration.cycle import DUCKDB_POOL, PolicyResource
 from orchestration.dbt_assets import BooksDbtTranslator
-from orchestration.dbt_cli import failed_nodes, warehouse_env
+from orchestration.dbt_cli import dbt_environment, failed_nodes
 from orchestration.dbt_parse import dbt_manifest_path, warehouse_target
 from orchestration.resources import WarehouseResource
 from policy import Policy
@@ -37,8 +37,8 @@ def dbt_quality_tests(
     failure fails this run (visible and alertable) and never touches a write-back.
     """
     manifest = json.loads(dbt_manifest_path().read_text())
-    args = ["test", "--selector", QUALITY_SELECTOR, "--vars", json.dumps(policy.dbt_vars())]
-    with warehouse_env(str(warehouse.warehouse_path)):
+    args = ["test", "--selector", QUALITY_SELECTOR]
+    with dbt_environment(str(warehouse.warehouse_path), policy.dbt_env()):
         invocation = dbt.cli(
             args,
             context=context,

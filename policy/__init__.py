@@ -2,9 +2,11 @@
 
 from policy.filters import Condition
 from policy.loader import (
+    DBT_POLICY_ENV,
     PolicyError,
     canonical_json,
     load_policy,
+    policy_dbt_env,
     policy_dbt_vars,
     policy_version,
     short_version,
@@ -15,12 +17,14 @@ from policy.model import Policy
 from policy.paths import BooksPaths, resolve_paths
 
 __all__ = [
+    "DBT_POLICY_ENV",
     "BooksPaths",
     "Condition",
     "Policy",
     "PolicyError",
     "canonical_json",
     "load_policy",
+    "policy_dbt_env",
     "policy_dbt_vars",
     "policy_version",
     "resolve_paths",

@@ -12,6 +12,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -185,18 +186,35 @@ def short_version(policy: Policy) -> str:
     return policy_version(policy)[:12]
 
 
-def policy_dbt_vars(policy: Policy) -> dict[str, Any]:
-    """The one var a cycle's dbt build gets (CONTRACTS.md): `policy`, the validated books.yml.
+# The environment variable through which dbt reads the validated policy (macros/policy.sql).
+DBT_POLICY_ENV = "BOOKS_DBT_POLICY"
 
-    The run's as-of date and id are data (ops.run_context), not vars: dbt keeps its partial
-    parse while the vars stay the same, i.e. until books.yml changes. Filters travel as
-    structured data; dbt renders them (macros/policy_filter.sql), the one SQL renderer."""
+
+def policy_dbt_vars(policy: Policy) -> dict[str, Any]:
+    """The validated books.yml as the dict dbt reads (`policy` in `to_dbt_vars`); dbt gets it
+    through the environment (`policy_dbt_env`), never as a command-line var.
+
+    Filters travel as structured data; dbt renders them (macros/policy_filter.sql), the one SQL
+    renderer."""
     return {"policy": policy.model_dump(mode="json")}
 
 
+def policy_dbt_env(policy: Policy | Mapping[str, Any]) -> dict[str, str]:
+    """The environment every dbt invocation gets the policy from (`DBT_POLICY_ENV`, the JSON of
+    the validated books.yml, or of a policy dict as `policy_dbt_vars` makes it).
+
+    Why not `--vars`: the command line is printed with the dbt command and shown in the process
+    list, and dbt reparses the whole project when vars change; an environment variable is
+    neither, and when it changes dbt reparses only the models that read it. (dbt 1.11 reads
+    vars only from the command line, and its Jinja cannot open a file.)"""
+    data = policy.model_dump(mode="json") if isinstance(policy, Policy) else dict(policy)
+    return {DBT_POLICY_ENV: json.dumps(data, sort_keys=True, separators=(",", ":"))}
+
+
 def to_dbt_vars(policy: Policy, as_of_date: date | str, run_id: str) -> dict[str, Any]:
-    """`policy_dbt_vars` plus the run's as-of date, run id and policy version as vars: for dbt
-    unit tests and ad-hoc runs, where these override ops.run_context (CONTRACTS.md)."""
+    """`policy_dbt_vars` plus the run's as-of date, run id and policy version: for dbt unit
+    tests and ad-hoc runs, where these vars override ops.run_context (CONTRACTS.md). The
+    `policy` entry goes to dbt by `policy_dbt_env`, the others as `--vars`."""
     if isinstance(as_of_date, str):
         try:
             as_of_date = date.fromisoformat(as_of_date)

@@ -1,18 +1,17 @@
-{#- Access to the validated policy (books.yml) passed by Python as var `policy`. -#}
+{#- Access to the validated policy (books.yml), which Python passes as JSON in the environment
+    variable BOOKS_DBT_POLICY (policy.policy_dbt_env), never as a command-line var: the command
+    line is printed and listed, and changed vars cost dbt a full reparse, where a changed
+    environment variable reparses only the models that read it. -#}
 
 {% macro policy() -%}
-    {%- set value = var('policy', none) -%}
-    {#- A JSON text is accepted too: sqlfluff's dbt templater can pass vars only as text
-        (.sqlfluff [sqlfluff:templater:dbt:context], the lint-time policy). -#}
-    {%- if value is string -%}
-        {%- set value = fromjson(value) -%}
-    {%- endif -%}
-    {%- if value is none -%}
+    {%- set raw = env_var('BOOKS_DBT_POLICY', '') -%}
+    {%- if raw == '' -%}
         {{ exceptions.raise_compiler_error(
-            "dbt var 'policy' is missing: run dbt through dynamic-books (it passes the validated "
-            ~ "books.yml as --vars) or pass --vars '{policy: ...}'") }}
+            "the policy is missing: dbt reads the validated books.yml from the environment "
+            ~ "variable BOOKS_DBT_POLICY, which dynamic-books sets on every dbt run; by hand: "
+            ~ "BOOKS_DBT_POLICY=\"$(python -m policy books.yml)\" dbt ...") }}
     {%- endif -%}
-    {{ return(value) }}
+    {{ return(fromjson(raw)) }}
 {%- endmacro %}
 
 {#- policy_get('lifecycle.working_window_days') -> value; a missing key fails naming the path. -#}
@@ -22,7 +21,7 @@
         {%- if node.value is mapping and key in node.value -%}
             {%- set node.value = node.value[key] -%}
         {%- else -%}
-            {{ exceptions.raise_compiler_error("policy var has no key '" ~ path ~ "' (books.yml)") }}
+            {{ exceptions.raise_compiler_error("the policy has no key '" ~ path ~ "' (books.yml)") }}
         {%- endif -%}
     {%- endfor -%}
     {{ return(node.value) }}

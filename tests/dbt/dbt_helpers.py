@@ -9,7 +9,7 @@ from typing import Any
 
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
-from policy import load_policy, to_dbt_vars
+from policy import DBT_POLICY_ENV, load_policy, policy_dbt_env, to_dbt_vars
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -37,7 +37,13 @@ def run_dbt(
 
 
 def _cli_args(args: list[str], dbt_vars: dict[str, Any], work_dir: Path) -> list[str]:
-    """`args` plus this project, its profile, per-test target/log paths and the vars."""
+    """`args` plus this project, its profile, per-test target/log paths and the run's vars;
+    `dbt_vars["policy"]` goes to the environment, as the product passes it (`policy_dbt_env`)."""
+    run_vars = {name: value for name, value in dbt_vars.items() if name != "policy"}
+    if "policy" in dbt_vars:
+        os.environ.update(policy_dbt_env(dbt_vars["policy"]))
+    else:
+        os.environ.pop(DBT_POLICY_ENV, None)
     return [
         *args,
         "--project-dir",
@@ -49,7 +55,7 @@ def _cli_args(args: list[str], dbt_vars: dict[str, Any], work_dir: Path) -> list
         "--log-path",
         str(work_dir / "logs"),
         "--vars",
-        json.dumps(dbt_vars),
+        json.dumps(run_vars),
     ]
 
 

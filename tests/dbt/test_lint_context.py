@@ -1,24 +1,46 @@
-"""The lint-time policy in `.sqlfluff` is the default books.yml, so lint compiles what runs."""
+"""The policy reaches dbt only through the environment (BOOKS_DBT_POLICY): `.sqlfluff` keeps no
+copy of it to fall out of date, and dbt without it stops with a line saying how to give it."""
 
 from __future__ import annotations
 
 import configparser
-import json
+from pathlib import Path
 
-from tests.dbt.dbt_helpers import POLICY_FILE, REPO_ROOT, policy_vars
+import pytest
+from dbt.cli.main import dbtRunner
+
+from policy import DBT_POLICY_ENV
+from tests.dbt.dbt_helpers import DBT_PROJECT_DIR, REPO_ROOT
+
+pytestmark = pytest.mark.slow
 
 
-def _lint_policy_line() -> str:
-    policy = policy_vars("2025-06-02")["policy"]
-    return "policy = " + json.dumps(policy, sort_keys=True, separators=(",", ":"))
-
-
-def test_sqlfluff_context_policy_is_the_default_books_yml() -> None:
+def test_sqlfluff_config_holds_no_copy_of_the_policy() -> None:
     config = configparser.ConfigParser(interpolation=None)
     config.read(REPO_ROOT / ".sqlfluff")
     context = config["sqlfluff:templater:dbt:context"]
-    expected = _lint_policy_line()
-    assert "policy" in context, f"add to .sqlfluff [sqlfluff:templater:dbt:context]:\n{expected}"
-    assert json.loads(context["policy"]) == policy_vars("2025-06-02")["policy"], (
-        f"{POLICY_FILE.name} changed; replace the policy line in .sqlfluff with:\n{expected}"
+    assert "policy" not in context
+    assert not [key for key, value in context.items() if "working_window_days" in value]
+
+
+def test_dbt_without_the_policy_says_where_it_comes_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DBT_POLICY_ENV, raising=False)
+    monkeypatch.setenv("BOOKS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    result = dbtRunner().invoke(
+        [
+            "parse",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ]  # fmt: skip
     )
+    assert not result.success
+    message = str(result.exception)
+    assert DBT_POLICY_ENV in message and "python -m policy books.yml" in message, message

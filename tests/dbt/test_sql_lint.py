@@ -16,7 +16,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.dbt.dbt_helpers import DBT_PROJECT_DIR, REPO_ROOT
+from policy import load_policy, policy_dbt_env
+from tests.dbt.dbt_helpers import DBT_PROJECT_DIR, POLICY_FILE, REPO_ROOT
 from warehouse.run_context import ensure_run_context_tables
 
 pytestmark = pytest.mark.slow
@@ -29,6 +30,7 @@ def test_every_model_passes_sqlfluff(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "BOOKS_WAREHOUSE": str(warehouse),
+        **policy_dbt_env(load_policy(POLICY_FILE)),  # what `make lint` sets
         # dbt's own target and logs, away from the checkout's (other tests run dbt meanwhile)
         "DBT_TARGET_PATH": str(tmp_path / "target"),
         "DBT_LOG_PATH": str(tmp_path / "logs"),

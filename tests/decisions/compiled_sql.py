@@ -21,6 +21,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from policy import policy_dbt_env
+
 log = logging.getLogger(__name__)
 
 
@@ -71,12 +73,14 @@ def compile_models(
         "--project-dir", str(project_dir),
         "--profiles-dir", str(project_dir),
         "--target-path", str(target),
-        "--vars", json.dumps(dict(dbt_vars)),
+        "--vars", json.dumps({k: v for k, v in dbt_vars.items() if k != "policy"}),
         "--select", *select,
         "--quiet",
     ]  # fmt: skip
     with _env(
-        BOOKS_WAREHOUSE=str(work_dir / "warehouse.duckdb"), DBT_SEND_ANONYMOUS_USAGE_STATS="false"
+        BOOKS_WAREHOUSE=str(work_dir / "warehouse.duckdb"),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        **policy_dbt_env(dbt_vars["policy"]),
     ):
         result = dbtRunner().invoke(args)
     if not result.success:

@@ -1,6 +1,7 @@
 """The `dbt parse` made when definitions load is made for the cycle about to run (its warehouse
 and policy), so that cycle's dbt build reuses it: dbt parses the whole project again when the
-profile (which holds the warehouse path) or the vars differ from the saved parse."""
+profile (which holds the warehouse path) differs from the saved parse. The policy reaches dbt
+through the environment, never the command line."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from orchestration.dbt_parse import DBT_PROJECT_DIR, dbt_executable, dbt_manifest_path
-from policy import load_policy, policy_dbt_vars, resolve_paths
+from policy import load_policy, policy_dbt_env, resolve_paths
 from tests.homes import home_env
 
 
@@ -51,10 +52,12 @@ def test_the_cycle_reuses_the_parse_made_for_its_own_warehouse(tmp_path: Path) -
             str(build_target),
             "--log-path",
             str(build_target),
-            "--vars",
-            json.dumps(policy_dbt_vars(load_policy(paths.policy))),
         ],  # fmt: skip
-        env={**os.environ, "BOOKS_WAREHOUSE": str(paths.warehouse)},
+        env={
+            **os.environ,
+            "BOOKS_WAREHOUSE": str(paths.warehouse),
+            **policy_dbt_env(load_policy(paths.policy)),
+        },
         capture_output=True,
         text=True,
         check=False,
@@ -63,3 +66,66 @@ def test_the_cycle_reuses_the_parse_made_for_its_own_warehouse(tmp_path: Path) -
     codes = {e["info"]["code"]: e for e in _dbt_log_events(build_target)}
     assert "I024" not in codes, codes["I024"]["info"]["msg"]  # "Unable to do partial parsing"
     assert "I017" in codes  # "Partial parsing enabled, no changes found"
+
+
+def _copy_project(tmp_path: Path) -> DbtProject:
+    project_dir = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    return DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+
+
+def test_the_policy_is_not_on_dbts_command_line(tmp_path: Path) -> None:
+    """dbt logs the arguments it runs with (and Dagster prints the dbt command): the policy
+    must not be among them, it goes by the environment."""
+    project = _copy_project(tmp_path)
+    paths = resolve_paths(home_env(tmp_path / "home"))
+
+    dbt_manifest_path(project, paths)
+
+    log = (Path(project.project_dir) / "logs" / "dbt.log").read_text()
+    assert "running dbt with arguments" in log
+    assert "working_window_days" not in log, "the policy is on dbt's command line"
+
+
+def _parse(project_dir: Path, target: Path, warehouse: Path, policy: dict) -> list[dict]:
+    """`dbt parse` as the cycle's build parses; the events it logged."""
+    (target / "dbt.log").unlink(missing_ok=True)
+    done = subprocess.run(
+        [
+            dbt_executable(),
+            "parse",
+            "--log-format-file",
+            "json",
+            "--project-dir",
+            str(project_dir),
+            "--profiles-dir",
+            str(project_dir),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target),
+        ],  # fmt: skip
+        env={**os.environ, "BOOKS_WAREHOUSE": str(warehouse), **policy_dbt_env(policy)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    return _dbt_log_events(target)
+
+
+def test_a_policy_change_reparses_only_the_models_that_read_it(tmp_path: Path) -> None:
+    """A books.yml change keeps dbt's partial parse (a changed `--vars` threw it all away), and
+    the models that read the changed policy are parsed again."""
+    project = _copy_project(tmp_path)
+    paths = resolve_paths(home_env(tmp_path / "home"))
+    policy = load_policy(paths.policy).model_dump(mode="json")
+    target = tmp_path / "target"
+    _parse(Path(project.project_dir), target, paths.warehouse, policy)  # the first: full
+
+    policy["lifecycle"]["working_window_days"] += 1
+    events = _parse(Path(project.project_dir), target, paths.warehouse, policy)
+
+    codes = {e["info"]["code"] for e in events}
+    assert "I024" not in codes, "a policy change made dbt parse the whole project again"
+    assert "I017" not in codes, "dbt found no change: the models reading the policy kept theirs"
