@@ -3,15 +3,21 @@
 Manifest preparation: `dbt_manifest_path()` runs `dbt parse` when
 `dbt_project/target/manifest.json` is missing or older than any file of the dbt project, at
 definitions load time. `DbtProject.prepare_if_dev()` alone is not enough: it only acts under
-`dagster dev`, while the CLI runner, pytest and CI load the definitions in plain Python. The
-parse gets the policy in its environment (`policy.policy_dbt_env`, never `--vars`), because
-models read the policy while being parsed.
+`dagster dev`, while the CLI runner, pytest and CI load the definitions in plain Python; and
+its `prepare()` parses in place (a parallel process can read a half-written manifest), through
+a plain `DbtCliResource` (its 4-9 s start-up, see dbt_cli.py), for no other warehouse than the
+environment's. The parse gets the policy in its environment (`policy.policy_dbt_env`, never
+`--vars`), because models read the policy while being parsed.
+
+A new warehouse file parses the project fully once: dbt 1.11 keeps a partial parse only for the
+same profile, and the profile holds the warehouse path (dbt hashes the rendered connection).
 
 Why a cycle's dbt step is fast: dbt gets no vars (the run's as-of date, id and mode are rows in
 ops.run_context, warehouse/run_context.py) and the same policy as the parse, so dbt reuses the
 partial parse kept in the warehouse's own target folder (`warehouse_target`).
 """
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -22,7 +28,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagster._utils import run_with_concurrent_update_guard
 from dagster_dbt import DbtProject
 
 from policy import BooksPaths, load_policy, policy_dbt_env, resolve_paths
@@ -104,12 +109,17 @@ def _parse_manifest(project: DbtProject, paths: BooksPaths | None = None) -> Non
 def dbt_manifest_path(project: DbtProject = dbt_project, paths: BooksPaths | None = None) -> Path:
     """The project's manifest, (re)built by `dbt parse` first if missing or stale; `paths`:
     the cycle the parse is for (see `_parse_manifest`)."""
-    if manifest_is_stale(Path(project.project_dir), project.manifest_path):
-        log.info("parsing dbt project %s", project.project_dir)
-        run_with_concurrent_update_guard(
-            project.manifest_path, _parse_manifest, project=project, paths=paths
-        )
-    return project.manifest_path
+    manifest = Path(project.manifest_path)
+    if manifest_is_stale(Path(project.project_dir), manifest):
+        seen = manifest.stat().st_mtime if manifest.is_file() else 0.0
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        with open(manifest.with_suffix(".parse-lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one parse at a time; released on close
+            # a process that parsed while this one waited leaves a newer manifest: reuse it
+            if not (manifest.is_file() and manifest.stat().st_mtime > seen):
+                log.info("parsing dbt project %s", project.project_dir)
+                _parse_manifest(project, paths)
+    return manifest
 
 
 TARGET_WAREHOUSE_FILE = "warehouse.path"

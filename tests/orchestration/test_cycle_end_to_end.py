@@ -10,6 +10,8 @@ import pytest
 
 from local_crm.generator import generate_world
 from orchestration.cycle import make_run_id
+from orchestration.definitions import build_definitions
+from orchestration.quality import QUALITY_JOB_NAME
 from orchestration.runner import analytics_path, run_cycle
 from policy import load_policy, policy_version, resolve_paths
 from tests.homes import home_env
@@ -82,3 +84,18 @@ def test_cycle_writes_the_crm_publishes_and_releases_the_lease(cycle) -> None:
         runs = con.execute(f"select distinct {RUN_COLUMN} from marts.accounts").fetchall()
     assert runs == [(summary.run_id,)]
     assert read_lease(paths.warehouse) is None  # the next cycle may start
+
+
+@pytest.mark.slow
+def test_the_quality_job_tests_the_tables_the_cycle_built(cycle) -> None:
+    """The `books_quality` job runs dbt's data-quality tests with the cycle's policy and
+    warehouse (both reach dbt through the environment, as in the cycle)."""
+    paths, _world, _summary, _lines = cycle
+    job = build_definitions(paths).resolve_job_def(QUALITY_JOB_NAME)
+
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    assert result.success, failure.event_specific_data.error.message if failure else result
+    tested = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert tested, "no data-quality test result was recorded on the tested assets"
