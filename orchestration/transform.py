@@ -6,7 +6,7 @@ definitions load time. `DbtProject.prepare_if_dev()` alone is not enough: it onl
 `dagster dev`, while the CLI runner, pytest and CI load the definitions in plain Python. The
 parse gets the repo's policy as vars, because models read the policy while being parsed.
 
-Why a cycle's dbt step is fast (issue 8): the vars are only `policy` (the run's as-of date, id
+Why a cycle's dbt step is fast: the vars are only `policy` (the run's as-of date, id
 and mode are rows in ops.run_context, warehouse/run_context.py), so they equal the parse's vars
 and dbt reuses the partial parse dagster-dbt copies into each invocation's target folder; the
 cycle runs only the gate tests (selector `books_cycle`, dbt_project/selectors.yml), the other
