@@ -80,7 +80,7 @@ def test_every_public_column_has_a_description(marts_world: MartsWorld) -> None:
     assert synced.success, synced.exception
     ledger.connect(world.warehouse).close()  # creates ops.sync_log and ops.write_ledger
     manifest = json.loads(Path(world.work_dir, "target", "manifest.json").read_text())
-    with duckdb.connect(str(world.warehouse), read_only=True) as con:
+    with duckdb.connect(str(world.warehouse)) as con:
         missing = undocumented(con, manifest)
     assert len(public_relations(manifest)) > 20  # the selection found the public tables
     assert missing == [], f"{len(missing)} public columns without a description:\n" + "\n".join(
