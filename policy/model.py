@@ -433,8 +433,8 @@ class Cadences(Strict):
     """The sensor that applies reps' return requests (Return_Requested__c) on demand."""
     # The dbt data-quality tests that are not gates (job books_quality; dbt selectors.yml).
     quality: CronCadence = CronCadence(cron="0 7 * * *")
-    """The job books_quality: the dbt data tests that are not gates (they never block a write-
-    back)."""
+    """The job books_quality: the dbt data tests that are not gates (they never block a
+    write-back)."""
 
 
 class Ingest(Strict):
