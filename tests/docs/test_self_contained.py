@@ -20,7 +20,8 @@ OUTSIDE_REFERENCES = {
     "a shared folder outside the repository": re.compile(r"(?:\.\./|\b)shared/"),
     "reference material outside the repository": re.compile(r"\bseeds/\d{3}_"),
     "an issue number": re.compile(r"\b[Ii]ssues?\s+#?\d+"),
-    "an issue number (#N)": re.compile(r"(?<![\w:&/'\"#-])#\d+\b"),
+    # "#12" in prose; CSS colours (#222, #f3f3f3) have 3 or more digits and are not issues.
+    "an issue number (#N)": re.compile(r"(?<![\w:&/'\"#-])#\d{1,2}\b"),
 }
 REQUIREMENT_CODE = re.compile(r"\bR(\d{1,2})\b")
 # docs/domain.md defines a code in its requirements table: a row starting "| R6 |".
