@@ -1,8 +1,8 @@
 """A/B of two versions of the dbt project on one warehouse: which builds faster, and do both
 build the same rows.
 
-Why: on this shared machine, stages that did not change move by 10-30% between benchmark runs
-(issue 8), more than most model changes gain. Two single benchmark runs judge the machine, not
+Why: on this shared machine, stages that did not change move by 10-30% between benchmark runs,
+more than most model changes gain. Two single benchmark runs judge the machine, not
 the change. This script builds both versions on ONE copy of a benchmark warehouse, alternating
 (a warm-up build of each, then A B A B ...), each build a fresh `dbt build` process with its own
 target folder, and prints every build's wall time, the median and minimum per version and the

@@ -22,7 +22,7 @@ GIB = 1024.0  # MiB per GiB
 
 @dataclass(frozen=True)
 class Check:
-    """One target of issue 8: the figure, the goal, and whether this scale is the one judged."""
+    """One performance target: the figure, the goal, and whether this scale is the one judged."""
 
     name: str
     figure: float | None
@@ -38,7 +38,7 @@ class Check:
         return word if self.applies else f"({word.lower()}; target is for another scale)"
 
 
-# Issue 8's call budget is per 1,000 changes; a smaller run is held to that whole budget.
+# The API call budget is per 1,000 changes; a smaller run is held to that whole budget.
 CALL_BUDGET_CHANGES = 1000
 
 
@@ -117,7 +117,7 @@ def limit_text(kind: dict[str, Any], name: str) -> tuple[str, str]:
 
 
 def checks(result: dict[str, Any]) -> list[Check]:
-    """Every target of issue 8 that this run has a figure for."""
+    """Every performance target that this run has a figure for."""
     scale = result["scale"]
     kinds = result.get("kinds", {})
     out: list[Check] = []
@@ -260,7 +260,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += ["", f"daily / full rebuild = {kind_total(daily) / kind_total(full):.2f}"]
     lines += [
         "",
-        "## Targets (issue 8)",
+        "## Targets",
         "",
         "| target | figure | goal | result |",
         "|---|---:|---|---|",

@@ -1,6 +1,6 @@
 """Benchmark the books cycle at one scale: `python benchmarks/run.py --scale S|M|L|XL`.
 
-Three kinds of run on one cached world (issue 8): initial load (empty warehouse), full rebuild
+Three kinds of run on one cached world: initial load (empty warehouse), full rebuild
 (raw present, every model rebuilt, decisions, write-back) and daily cycle (after the full
 rebuild: the CRM clock +1 day, 1% of accounts edited, one day of activities added, then the
 normal incremental run). Each stage runs in its own child process (see measure.py) beside its

@@ -3,7 +3,7 @@
 `python benchmarks/scaling.py [--results benchmarks/results] [--kind full]` reads the newest
 `<date>-<scale>.json` per scale, draws `scaling-<kind>.png` beside them and prints a table with
 the fitted exponent per stage between M and L: t ~ n^k, k = log(t_L / t_M) / log(n_L / n_M),
-with n = accounts. Target (issue 8): k <= 1.1.
+with n = accounts. Target: k <= 1.1.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Data contracts as blocking Dagster asset checks on the raw CRM tables (issue 7, item 1).
+"""Data contracts as blocking Dagster asset checks on the raw CRM tables.
 
 One multi-asset check runs `contracts.run_contracts` once after ingestion (referential rules
 need every raw table) and reports on each raw asset. Bad rows are quarantined and the cycle goes

@@ -48,6 +48,11 @@ class BooksDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
+            # A source written by a Python asset of another name (ops.sync_log: the write-back)
+            # names that asset in `meta: {dagster: {asset_key: [...]}}`, dagster-dbt's convention.
+            named = ((dbt_resource_props.get("meta") or {}).get("dagster") or {}).get("asset_key")
+            if named:
+                return dg.AssetKey(named)
             return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
         # Models, seeds and snapshots by name alone (unique in a dbt project): the key other
         # assets depend on (e.g. the write-back on `sync_salesforce__accounts`) stays the same

@@ -1,4 +1,4 @@
-"""The safe filter language used by segment filters and fit rules (issue 7, item 9).
+"""The safe filter language used by segment filters and fit rules.
 
 A condition is structured data, never SQL text: `{field, op, value}` where `field` is an
 Account field of `local_crm.schema`, `op` comes from a fixed allowlist that must suit the
@@ -126,11 +126,15 @@ def _check_literal(field: str, kind: str, value: Any) -> None:
 class Condition(BaseModel):
     """One `{field, op, value}` test on an Account field."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     field: StrictStr
+    """Account field the condition tests (Salesforce API name, e.g. NumberOfEmployees)."""
     op: Op
+    """Comparison; it must suit the field's type (ordered comparisons on numbers and dates,
+    contains on text)."""
     value: Scalar | list[Scalar] | None = None
+    """Literal of the field's type; a list for in / not_in; none for is_null / is_not_null."""
 
     @field_validator("field")
     @classmethod

@@ -1,4 +1,4 @@
-"""Guards that stop a write-back before it does damage (issue 7 items 2 and 5).
+"""Guards that stop a write-back before it does damage.
 
 Blast radius: a rule bug that sends a large share of owned accounts back to the pool must not
 reach the CRM. A plan is blocked whole when its moves (owner rep -> pool user: retrievals and

@@ -1,4 +1,4 @@
-{#- Engine-specific SQL lives here, behind adapter.dispatch (STYLE.md 12). -#}
+{#- Engine-specific SQL lives here, behind adapter.dispatch, so models stay portable. -#}
 
 {#- Web domain of a URL or e-mail: lowercase, no scheme, no `www.`, no user, path, port or query.
     'https://WWW.Acme.com:443/about?x' -> 'acme.com'; 'bob@Acme.com' -> 'acme.com'; text that is

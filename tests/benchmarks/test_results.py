@@ -1,4 +1,4 @@
-"""The results table judges figures against issue 8's targets (fast: synthetic results)."""
+"""The results table judges figures against the performance targets (fast: synthetic results)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Run the decision models' dbt `unit_tests` (hand-written edge cases beside the properties).
+"""Run the decision and sync models' dbt `unit_tests` (hand-written edge cases beside the
+properties).
 
 dbt unit tests need their input relations to exist (it reads their column types), so the
 compiled decision engine is first run on an empty world in memory and copied into a fresh
@@ -11,11 +12,14 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.dbt.dbt_helpers import failures, policy_vars, run_dbt
 from tests.decisions.compiled_sql import CompiledModel, CompiledRunner
-from tests.decisions.conftest import INPUTS, TARGETS
+from tests.decisions.conftest import INPUTS, PROJECT_DIR, TARGETS
 from tests.decisions.decision_worlds import World, run_context_frames
+
+UNIT_TEST_FOLDERS = ("models/decisions", "models/sync")
 
 
 def _warehouse_with_decision_relations(models: dict[str, CompiledModel], warehouse: Path) -> None:
@@ -44,11 +48,21 @@ def test_decision_unit_tests_pass(
     warehouse = tmp_path / "warehouse.duckdb"
     _warehouse_with_decision_relations(compiled_models, warehouse)
     result = run_dbt(
-        ["test", "--select", "test_type:unit,path:models/decisions"],
+        ["test", "--select", *(f"test_type:unit,path:{folder}" for folder in UNIT_TEST_FOLDERS)],
         warehouse,
         {**policy_vars("2025-01-06"), "cycle_mode": "full", "dry_run": False},
         tmp_path,
     )
     assert failures(result) == []
     names = {node.node.name for node in result.result.results}
-    assert len(names) >= 5, names  # the unit tests ran (a selection of nothing passes too)
+    assert names == _defined_unit_tests()  # every one ran (a selection of nothing passes too)
+
+
+def _defined_unit_tests() -> set[str]:
+    """The unit tests written in the YAML beside the decision and sync models."""
+    return {
+        test["name"]
+        for folder in UNIT_TEST_FOLDERS
+        for path in (PROJECT_DIR / folder).glob("*.yml")
+        for test in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
+    }

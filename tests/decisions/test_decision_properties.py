@@ -1,4 +1,4 @@
-"""Property-based tests of the decision engine (issue 6): the compiled dbt SQL of
+"""Property-based tests of the decision engine: the compiled dbt SQL of
 models/decisions and models/sync, run directly in DuckDB on generated worlds, in every cycle
 mode (a weekly 'full' run and the sensors' out-of-cycle 'signals' and 'returns' runs)."""
 

@@ -1,4 +1,4 @@
-"""Issue 6 acceptance: `books_cycle` weekly over 8 simulated weeks on a generated world.
+"""`books_cycle` weekly over 8 simulated weeks on a generated world.
 
 Between runs reps touch some of their accounts (tests/e2e/simulate.py). Checked after every
 run against the CRM and the warehouse: stale accounts are retrieved to pool users and rest,

@@ -38,7 +38,7 @@ def _sql_list(values: list[str]) -> str:
 
 
 def _independent_counts(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, int]:
-    """TAM / NBTAM / engaged_30d straight from staging, following DOMAIN.md and books.yml."""
+    """TAM / NBTAM / engaged_30d straight from staging, following docs/domain.md and books.yml."""
     policy = load_policy(POLICY_FILE).model_dump()
     pool_users = [user.lower() for user in policy["crm"]["pool_users"]]
     book_roles = [

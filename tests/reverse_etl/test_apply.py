@@ -111,7 +111,7 @@ def _retry_after_violations(requests: list[dict]) -> tuple[list[str], list[float
 def test_transient_storm_applies_every_change_exactly_once_and_rerun_applies_nothing(
     tmp_path,  # noqa: ANN001
 ) -> None:
-    """Issue 7 storm: 5% UNABLE_TO_LOCK_ROW, 2% 503, 1% 429 (both with Retry-After) and an
+    """A transient-error storm: 5% UNABLE_TO_LOCK_ROW, 2% 503, 1% 429 (both with Retry-After) and an
     expired session, twice, mid-run. Small batches, so the 1% and 2% shares hit real calls."""
     n = 1800
     world = build_world(tmp_path, n_accounts=n, seed=7)

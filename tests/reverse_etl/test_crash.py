@@ -1,5 +1,5 @@
 """Crash safety: SIGKILL the writer at >= 30 random points, recover, and check nothing is lost
-or doubled (issue 7 acceptance)."""
+or doubled."""
 
 from __future__ import annotations
 

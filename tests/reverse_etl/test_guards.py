@@ -1,5 +1,5 @@
 """The per-book blast-radius guard against the local CRM: one rep over its share is held back,
-the rest of the plan writes; an override releases the held moves (issue 6 item 3, issue 7)."""
+the rest of the plan writes; an override releases the held moves."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Credentials never leak (issue 7, item 9): a canary client secret appears 0 times anywhere.
+"""Credentials never leak: a canary client secret appears 0 times anywhere.
 
 The production login path (`crm.salesforce.connect`) logs in to the in-process local CRM with a
 canary secret, queries, fails a login with a wrong secret, and ingests into a warehouse; then

@@ -1,4 +1,4 @@
-"""Hostile segment filters and fit rules (issue 7, item 9) against `policy.load_policy`.
+"""Hostile segment filters and fit rules against `policy.load_policy`.
 
 Anything that is not a `{field, op, value}` over an Account field with a typed literal is
 rejected at load with an error naming the rule; text literals that look like SQL are quoted by

@@ -1,4 +1,4 @@
-"""One real books cycle in its own process, for the single-writer test (issue 7, item 6).
+"""One real books cycle in its own process, for the single-writer test.
 
 `runner`: `run_cycle`, as `books run` does. `schedule`: the `books_cycle` job executed by
 Dagster with the tags a schedule's run request carries, without the runner (so only the

@@ -1,4 +1,4 @@
-"""Single writer (issue 7, item 6): two cycles never interleave; busy is one clear line."""
+"""Single writer: two cycles never interleave; busy is one clear line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Readers while the cycle writes (issue 7, item 7): atomic analytics file, one run per read."""
+"""Readers while the cycle writes: atomic analytics file, one run per read."""
 
 from __future__ import annotations
 

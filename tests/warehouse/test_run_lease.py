@@ -1,4 +1,4 @@
-"""Every Dagster run that writes the warehouse holds the lease (issue 7, item 6), not only
+"""Every Dagster run that writes the warehouse holds the lease, not only
 `books run`: a scheduled run takes it through the warehouse resource, keyed by its run id; the
 runner's own run joins the lease the runner took; a busy warehouse is one clear line."""
 

@@ -94,7 +94,8 @@
     r picks; odd rounds run in rotation order, even rounds in reverse (snake).
     slots_cte: rep_id, segment_key, rotation_position, pick_limit.
     candidates_cte: unit_id, segment_key, unit_weight, blocked_rep_id + the order_by columns.
-    Emits CTE `<name>`: one row per (candidate, pick) match. -#}
+    Emits CTE `<name>`: one row per (candidate, pick) match, built from its helpers
+    `<name>_picks` and `<name>_ranked`; the caller names them all by choosing `name`. -#}
 {% macro decisions_fair_assign_ctes(name, candidates_cte, slots_cte, order_by) -%}
 {{ name }}_picks as (
     select
@@ -141,7 +142,8 @@
     loads end as even as possible (closed form, no loops). Users sorted by (load, id); the first
     j* users are raised to a common level, the lowest-sorted ones take the remainder.
     incoming_cte: account_id. loads_cte: pool_user_id, pool_load.
-    Emits CTE `<name>`: account_id, pool_user_id. -#}
+    Emits CTE `<name>`: account_id, pool_user_id, built from its helpers `<name>_incoming`,
+    `<name>_sorted`, `<name>_params` and `<name>_takes` (all named by the caller's `name`). -#}
 {% macro decisions_pool_fill_ctes(name, incoming_cte, loads_cte) -%}
 {{ name }}_incoming as (
     select
@@ -225,7 +227,8 @@
     and nested so dbt can still prepend CTEs to the model).
     assigned_cte: rep_id, unit_id, unit_weight, pick_number (picks the rep may take).
     limits_cte: rep_id, total_room, first_room, second_room.
-    Emits CTE `<name>`: rep_id, unit_id, pick_number, slot_order (1 first kind, 2 second). -#}
+    Emits CTE `<name>`: rep_id, unit_id, pick_number, slot_order (1 first kind, 2 second),
+    built from its helpers `<name>_sequence` and `<name>_steps` (named by the caller). -#}
 {% macro decisions_fit_walk_ctes(name, assigned_cte, limits_cte) -%}
 {%- set int_type = dbt.type_bigint() -%}
 {{ name }}_sequence as (

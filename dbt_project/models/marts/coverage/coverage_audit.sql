@@ -76,26 +76,26 @@ account_metrics as (
     select
         segment_key,
         count(*) as tam_accounts,
-        sum(case when is_customer then 1 else 0 end) as customer_accounts,
-        sum(case when state = 'excluded' then 1 else 0 end) as excluded_accounts,
-        sum(case when state = 'retired' then 1 else 0 end) as retired_accounts,
-        sum(case when state = 'converted' then 1 else 0 end) as converted_accounts,
-        sum(case when is_nbtam then 1 else 0 end) as nbtam_accounts,
-        sum(case when is_nbtam and owner_kind = 'rep' then 1 else 0 end) as nbtam_rep_owned,
-        sum(case when is_nbtam and owner_kind = 'pool' then 1 else 0 end) as nbtam_in_pool,
+        count(case when is_customer then 1 end) as customer_accounts,
+        count(case when state = 'excluded' then 1 end) as excluded_accounts,
+        count(case when state = 'retired' then 1 end) as retired_accounts,
+        count(case when state = 'converted' then 1 end) as converted_accounts,
+        count(case when is_nbtam then 1 end) as nbtam_accounts,
+        count(case when is_nbtam and owner_kind = 'rep' then 1 end) as nbtam_rep_owned,
+        count(case when is_nbtam and owner_kind = 'pool' then 1 end) as nbtam_in_pool,
         {%- for days in [30, 60, 90] %}
-        sum(case when is_nbtam and touches_{{ days }}d > 0 then 1 else 0 end)
+        count(case when is_nbtam and touches_{{ days }}d > 0 then 1 end)
             as nbtam_engaged_{{ days }}d,
         {%- endfor %}
-        sum(case when is_nbtam and owner_kind = 'rep' and touches_30d > 0 then 1 else 0 end)
+        count(case when is_nbtam and owner_kind = 'rep' and touches_30d > 0 then 1 end)
             as nbtam_rep_owned_engaged_30d,
-        sum(case when is_nbtam and owner_kind <> 'rep' then 1 else 0 end) as nbtam_unassigned,
-        sum(case when is_nbtam and is_unworked_365d then 1 else 0 end) as nbtam_unworked_365d,
-        sum(case when is_nbtam and (owner_kind <> 'rep' or is_unworked_365d) then 1 else 0 end)
+        count(case when is_nbtam and owner_kind <> 'rep' then 1 end) as nbtam_unassigned,
+        count(case when is_nbtam and is_unworked_365d then 1 end) as nbtam_unworked_365d,
+        count(case when is_nbtam and (owner_kind <> 'rep' or is_unworked_365d) then 1 end)
             as nbtam_unassigned_or_unworked_365d,
-        sum(case when state = 'ready' then 1 else 0 end) as ready_accounts,
-        sum(case when state = 'resting' then 1 else 0 end) as resting_accounts,
-        sum(case when state in ('working', 'stale') then 1 else 0 end) as in_book_accounts
+        count(case when state = 'ready' then 1 end) as ready_accounts,
+        count(case when state = 'resting' then 1 end) as resting_accounts,
+        count(case when state in ('working', 'stale') then 1 end) as in_book_accounts
     from account_rows
     group by segment_key
 ),
@@ -104,9 +104,11 @@ rep_metrics as (
     select
         segment_key,
         count(*) as book_reps,
-        sum(case when is_eligible then 1 else 0 end) as eligible_reps,
-        sum(case when is_eligible then capacity else 0 end) as eligible_capacity,
-        sum(case when is_eligible then open_slots else 0 end) as open_slots_demand
+        count(case when is_eligible then 1 end) as eligible_reps,
+        cast(sum(case when is_eligible then capacity else 0 end) as {{ dbt.type_bigint() }})
+            as eligible_capacity,
+        cast(sum(case when is_eligible then open_slots else 0 end) as {{ dbt.type_bigint() }})
+            as open_slots_demand
     from rep_rows
     group by segment_key
 ),

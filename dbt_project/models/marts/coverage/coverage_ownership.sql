@@ -14,12 +14,12 @@ owned as (
         max(owner_kind) as owner_kind,
         coalesce(segment_key, 'unsegmented') as segment_key,
         count(*) as accounts,
-        sum(case when not is_customer and state <> 'excluded' then 1 else 0 end)
+        count(case when not is_customer and state <> 'excluded' then 1 end)
             as nbtam_accounts,
-        sum(case when not is_customer and state <> 'excluded' and touches_30d > 0 then 1 else 0 end)
+        count(case when not is_customer and state <> 'excluded' and touches_30d > 0 then 1 end)
             as nbtam_engaged_30d,
-        sum(case when state in ('working', 'stale') then 1 else 0 end) as in_book_accounts,
-        sum(case when state = 'stale' then 1 else 0 end) as stale_accounts
+        count(case when state in ('working', 'stale') then 1 end) as in_book_accounts,
+        count(case when state = 'stale' then 1 end) as stale_accounts
     from accounts
     group by coalesce(owner_id, 'unknown'), coalesce(segment_key, 'unsegmented')
 ),

@@ -34,7 +34,7 @@ final as (
         week_start_date,
         activity_type,
         count(*) as activities,
-        sum(case when is_meaningful then 1 else 0 end) as meaningful_touches,
+        count(case when is_meaningful then 1 end) as meaningful_touches,
         count(distinct case when is_meaningful then account_id end) as accounts_touched,
         {{ mart_run_id() }} as run_id
     from rep_activities

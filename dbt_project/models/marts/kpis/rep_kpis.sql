@@ -46,15 +46,15 @@ activity_kpis as (
         rep_id,
         count(*) as activities,
         {%- for type in types %}
-        sum(case when activity_type = '{{ type }}' then 1 else 0 end)
+        count(case when activity_type = '{{ type }}' then 1 end)
             as {{ type | lower }}_activities,
         {%- endfor %}
-        sum(case when is_meaningful then 1 else 0 end) as meaningful_touches,
+        count(case when is_meaningful then 1 end) as meaningful_touches,
         count(distinct case when is_meaningful then account_id end) as accounts_touched,
         count(distinct case when is_meaningful and contact_key is not null
             then {{ dbt.concat(['account_id', "'|'", 'contact_key']) }} end)
             as account_contacts_touched,
-        sum(case when is_meaningful and activity_type = 'Meeting' then 1 else 0 end) as meetings
+        count(case when is_meaningful and activity_type = 'Meeting' then 1 end) as meetings
     from window_activities
     group by rep_id
 ),
@@ -72,8 +72,8 @@ book_kpis as (
     select
         owner_id as rep_id,
         count(*) as book_size,
-        sum(case when {{ dbt.datediff('last_touch_by_owner_date', as_of_date(), 'day') }}
-            between 0 and {{ window }} then 1 else 0 end) as book_worked
+        count(case when {{ dbt.datediff('last_touch_by_owner_date', as_of_date(), 'day') }}
+            between 0 and {{ window }} then 1 end) as book_worked
     from accounts
     where state in ('working', 'stale')
     group by owner_id

@@ -83,8 +83,8 @@ batches as (
         count(*) as accounts_distributed,
         count(distinct rep_id) as reps_receiving,
         {%- for days in horizons %}
-        sum(case when days_to_touch <= {{ days }} then 1 else 0 end) as touched_{{ days }}d,
-        sum(case when days_to_opportunity <= {{ days }} then 1 else 0 end)
+        count(case when days_to_touch <= {{ days }} then 1 end) as touched_{{ days }}d,
+        count(case when days_to_opportunity <= {{ days }} then 1 end)
             as converted_{{ days }}d{% if not loop.last %},{% endif %}
         {%- endfor %}
     from outcomes
