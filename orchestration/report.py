@@ -10,6 +10,7 @@ from orchestration.report_html import write_report
 from orchestration.resources import WarehouseResource
 
 WRITE_BACK_KEY = dg.AssetKey(["salesforce_write_back"])
+REPORT_KEY = dg.AssetKey(["books_report"])
 
 
 def report_path(warehouse: str, as_of: str) -> Path:
@@ -21,7 +22,7 @@ def build_report_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     """The report asset, downstream of the write-back and of every mart it reads."""
 
     @dg.asset(
-        key=dg.AssetKey(["books_report"]),
+        key=REPORT_KEY,
         deps=[WRITE_BACK_KEY, *upstream],
         group_name="report",
         kinds={"html", "python"},

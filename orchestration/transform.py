@@ -40,6 +40,7 @@ from dagster_dbt import (
 )
 from packaging import version
 
+from orchestration.cadences import schedule_default_status
 from orchestration.cycle import (
     DUCKDB_POOL,
     TAG_DRY_RUN,
@@ -564,9 +565,7 @@ def build_quality_schedule(policy: Policy) -> dg.ScheduleDefinition:
         cron_schedule=cadence.cron,
         job=books_quality_job,
         execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING
-        if cadence.enabled
-        else dg.DefaultScheduleStatus.STOPPED,
+        default_status=schedule_default_status(policy, cadence.enabled),
         description="Data-quality dbt tests (not gates) on the tables the last cycle built.",
     )
     def _schedule(
