@@ -44,6 +44,7 @@ OPTIONAL_TABLES: dict[str, tuple[str, ...]] = {
     "outcomes": ("decisions.book_decision_outcomes",),
     "quarantine": ("ops.quarantine",),
     "hoarding": ("marts.hoarding_flags",),
+    "users": ("intermediate.int_users_classified",),
 }
 TOP_FLAGS = 10
 STATE_ORDER = ("ready", "resting", "review", "retired", "working", "stale", "converted", "excluded")
@@ -187,6 +188,15 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> p
     return pl.DataFrame(cursor.fetchall(), schema=names, orient="row")
 
 
+def _last_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The run the warehouse was last built for (ops.run_context), when none is given."""
+    try:
+        row = con.execute("select run_id from ops.run_context").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
 def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> set[str]:
     return {row[0] for row in con.execute(f"select * from {relation} limit 0").description}
 
@@ -205,6 +215,7 @@ def _bars(labels: list[str], series: dict[str, list[float]], title: str, ylabel:
         ax.bar([p + i * width for p in positions], values, width=width, label=name)
     ax.set_xticks([p + width * (len(series) - 1) / 2 for p in positions])
     ax.set_xticklabels(labels, rotation=30 if len(labels) > 6 else 0, ha="right", fontsize=8)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if len(series) > 1:
@@ -390,16 +401,14 @@ def quarantine_section(
     return Section("Quarantine", why, chart, frame)
 
 
-def hoarding_section(
-    con: duckdb.DuckDBPyConnection, hoarding: str | None, rep_slots: str
-) -> Section:
+def hoarding_section(con: duckdb.DuckDBPyConnection, hoarding: str | None, names: str) -> Section:
     why = f"The {TOP_FLAGS} strongest hoarding flags: books or accounts held without being worked."
     frame = (
         con.sql(
             f"select coalesce(reps.rep_name, flags.rep_id) as rep, flags.flag_kind, "
             f"flags.account_id, flags.flag_count, flags.detail "
             f"from {hoarding} as flags "
-            f"left join {_rep_names(con, rep_slots)} as reps on reps.rep_id = flags.rep_id "
+            f"left join {names} as reps on reps.rep_id = flags.rep_id "
             f"order by flags.flag_count desc nulls last, rep, flags.account_id "
             f"limit {TOP_FLAGS}"
         ).pl()
@@ -601,6 +610,7 @@ def build_report(
     with duckdb.connect(str(warehouse), read_only=True) as con:
         tables = resolve_tables(con)
         log.info("report tables: %s", tables)
+        run_id = run_id or _last_run_id(con)
         accounts, rep_slots = tables["accounts"], tables["rep_slots"]
         report = Report(as_of_date=as_of_date, run_id=run_id, dry_run=dry_run)
         report.sections.append(books_after_section(con, accounts, rep_slots, dry_run))
@@ -610,7 +620,13 @@ def build_report(
         report.sections.append(held_changes_section(con, tables.get("outcomes"), run_id))
         report.sections.append(held_section(con, tables["candidates"]))
         report.sections.append(quarantine_section(con, tables.get("quarantine"), run_id))
-        report.sections.append(hoarding_section(con, tables.get("hoarding"), rep_slots))
+        users = tables.get("users")
+        names = (
+            f"(select user_id as rep_id, user_name as rep_name from {users})"
+            if users
+            else _rep_names(con, rep_slots)
+        )
+        report.sections.append(hoarding_section(con, tables.get("hoarding"), names))
         report.sections.append(coverage_section(con, accounts))
         balance, coefficient = balance_section(con, accounts, rep_slots)
         report.sections.append(balance)
