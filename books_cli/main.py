@@ -198,8 +198,14 @@ def _exit_code(summary: Any) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _prepare(args)
-    summary = _run_cycle(args, args.as_of, dry_run=args.dry_run, override=args.override_guard)
+    paths, policy = _prepare(args)
+    as_of = args.as_of
+    if as_of is None:  # the as-of rule (orchestration.cycle): the CRM's today
+        from datetime import UTC, datetime
+
+        crm_today = _import("orchestration.cycle", "crm_today", "the as-of rule")
+        as_of = crm_today(policy.crm.kind, paths.crm_db, datetime.now(UTC))
+    summary = _run_cycle(args, as_of, dry_run=args.dry_run, override=args.override_guard)
     _show_summary(summary)
     return _exit_code(summary)
 
@@ -315,7 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one books cycle for an as-of date",
         description="Ingest, decide and write back for one as-of date.",
     )
-    run.add_argument("--as-of", type=_date, required=True, metavar="DATE", help="YYYY-MM-DD")
+    run.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="YYYY-MM-DD (default: the CRM's today: the local CRM's clock, else today in UTC)",
+    )
     run.add_argument("--dry-run", action="store_true", help="plan only; no CRM writes")
     run.add_argument(
         "--override-guard",

@@ -4,6 +4,12 @@ and the daily reconciliation of the CRM extract (`ingest.reconcile`).
 Each cadence is switchable in books.yml (`cadences.<name>.enabled`). The cron strings are read
 when the definitions load (Dagster needs them then); the on/off switch is read again on every
 tick, so a switched-off cadence yields a SkipReason and never a run.
+
+With the local CRM (`crm.kind: local`: the demo and tests) every schedule and sensor starts
+stopped, whatever books.yml says: opening the UI on the demo world never starts a run by itself;
+a person starts a cadence in the UI (Automation) when they want it. With Salesforce an enabled
+cadence starts running. Every run a cadence requests is as of the CRM's today
+(`orchestration.cycle.crm_today`: the local CRM's clock, else the tick's UTC date), in its tags.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import dagster as dg
@@ -26,7 +32,6 @@ from orchestration.cycle import (
     PolicyResource,
     cycle_tags,
     make_run_id,
-    utc_date,
 )
 from orchestration.resources import CrmOpener
 from policy import Policy
@@ -95,9 +100,9 @@ def advance(cursor: ModstampCursor, rows: Sequence[dict[str, Any]]) -> ModstampC
     return ModstampCursor(modstamp=last, ids=tuple(sorted(at_last)))
 
 
-def _modstamp_date(modstamp: str) -> date:
-    """The CRM-clock date of a SystemModstamp ('YYYY-MM-DDTHH:MM:SS.000+0000')."""
-    return utc_date(datetime.strptime(modstamp, "%Y-%m-%dT%H:%M:%S.%f%z"))
+def _modstamp_time(modstamp: str) -> datetime:
+    """The moment of a SystemModstamp ('YYYY-MM-DDTHH:MM:SS.000+0000')."""
+    return datetime.strptime(modstamp, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
 def _enabled(policy: Policy, name: str) -> bool:
@@ -147,7 +152,7 @@ def build_change_sensor(
             return dg.SkipReason(f"no {soql_object} changes since {cursor.modstamp}")
         batch = rows[:MAX_IDS_PER_RUN]
         new_cursor = advance(cursor, batch)
-        as_of = _modstamp_date(new_cursor.modstamp or "")
+        as_of = crm.today(_modstamp_time(new_cursor.modstamp or ""))
         ids = sorted({r["Id"] for r in batch})
         run_id = make_run_id(as_of, policy.version, mode=mode, key=new_cursor.dumps())
         tags = cycle_tags(as_of, run_id, mode=mode, extra={ids_tag: ",".join(ids)})
@@ -168,7 +173,7 @@ def build_cron_schedule(
     default_status: dg.DefaultScheduleStatus,
     description: str,
 ) -> dg.ScheduleDefinition:
-    """A schedule that runs the cycle in `cadence` mode, as of the tick's date."""
+    """A schedule that runs the cycle in `cadence` mode, as of the CRM's today at the tick."""
 
     @dg.schedule(
         name=name,
@@ -179,11 +184,13 @@ def build_cron_schedule(
         description=description,
     )
     def _schedule(
-        context: dg.ScheduleEvaluationContext, policy: PolicyResource
+        context: dg.ScheduleEvaluationContext,
+        policy: PolicyResource,
+        crm: dg.ResourceParam[CrmOpener],
     ) -> dg.RunRequest | dg.SkipReason:
         if not _enabled(policy.policy, cadence):
             return dg.SkipReason(f"cadence '{cadence}' is switched off in {policy.resolved_path()}")
-        as_of = utc_date(context.scheduled_execution_time)
+        as_of = crm.today(context.scheduled_execution_time or datetime.now(UTC))
         run_id = make_run_id(as_of, policy.version, mode=cadence)
         return dg.RunRequest(
             run_key=f"{cadence}:{as_of.isoformat()}", tags=cycle_tags(as_of, run_id, mode=cadence)
@@ -192,17 +199,24 @@ def build_cron_schedule(
     return _schedule
 
 
+def schedule_default_status(policy: Policy, enabled: bool) -> dg.DefaultScheduleStatus:
+    """Running only for an enabled cadence on a real CRM; the local CRM's start stopped."""
+    running = enabled and policy.crm.kind != "local"
+    return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+
+
 def build_cadences(
     policy: Policy, job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition
 ) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
-    """All R17 cadences for the policy loaded at definitions time."""
+    """All R17 cadences for the policy loaded at definitions time (stopped on a local CRM)."""
     cad = policy.cadences
 
     def schedule_status(on: bool) -> dg.DefaultScheduleStatus:
-        return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
+        return schedule_default_status(policy, on)
 
     def sensor_status(on: bool) -> dg.DefaultSensorStatus:
-        return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+        running = schedule_default_status(policy, on) == dg.DefaultScheduleStatus.RUNNING
+        return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
 
     schedules = [
         build_cron_schedule(
@@ -276,15 +290,17 @@ def build_reconcile_schedule(
         cron_schedule=policy.ingest.reconcile.cron,
         job=job,
         execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED,
+        default_status=schedule_default_status(policy, on),
         description="Reconciliation: loads CRM rows committed too late for the extract's window.",
     )
     def _schedule(
-        context: dg.ScheduleEvaluationContext, policy: PolicyResource
+        context: dg.ScheduleEvaluationContext,
+        policy: PolicyResource,
+        crm: dg.ResourceParam[CrmOpener],
     ) -> dg.RunRequest | dg.SkipReason:
         if not policy.policy.ingest.reconcile.enabled:
             return dg.SkipReason(f"ingest.reconcile is switched off in {policy.resolved_path()}")
-        as_of = utc_date(context.scheduled_execution_time)
+        as_of = crm.today(context.scheduled_execution_time or datetime.now(UTC))
         return dg.RunRequest(
             run_key=f"reconcile:{as_of.isoformat()}",
             tags={

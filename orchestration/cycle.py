@@ -3,6 +3,12 @@
 A cycle is one Dagster run of `books_cycle`. Its as-of date and books run id travel as run tags
 (set by the runner, the schedules and the sensors), so every step of the run, in any process,
 sees the same values without reading the wall clock or the environment.
+
+The as-of rule, the same for every way a run starts (`books run`/`books demo`, a schedule, a
+sensor, the launchpad): a date given explicitly (`--as-of`, the `books/as_of_date` tag) wins;
+otherwise the CRM's today (`crm_today`): for the local CRM its clock (the day its world is at),
+for Salesforce the UTC date of the moment the run is requested. A run launched without the tag
+gets it written onto the run by its first step, so the run's tags always show its date.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime
 from functools import cached_property
+from pathlib import Path
 
 import dagster as dg
 
@@ -81,11 +88,29 @@ def _run_tags(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> dict
     return dict(context.run.tags)
 
 
-def as_of_date_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> date:
-    """The run's as-of date: the `books/as_of_date` tag, else the day the run was created (UTC).
+def crm_clock_date(crm_db: str | Path) -> date:
+    """The local CRM's clock date: the day its world is at (generated for, or advanced to)."""
+    from local_crm.db import CrmStore
 
-    The fallback covers a run launched by hand from the UI; taking it from the run record (not
-    `date.today()` in each step) keeps every step of one run on the same date.
+    return CrmStore(Path(crm_db)).clock.today()
+
+
+def crm_today(crm_kind: str, crm_db: str | Path | None, moment: datetime) -> date:
+    """The as-of date of a run requested at `moment` without an explicit date (module doc):
+    the local CRM's clock, or the UTC date of `moment` for Salesforce."""
+    if crm_kind == "local":
+        if not crm_db:
+            raise ValueError("the local CRM's clock needs its database path (local_db_path)")
+        return crm_clock_date(crm_db)
+    return utc_date(moment)
+
+
+def as_of_date_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> date:
+    """The run's as-of date: the `books/as_of_date` tag, else the as-of rule (`crm_today`) at
+    the run's creation, written onto the run as its tag so later steps and people see it.
+
+    The fallback covers a run launched by hand from the launchpad; the CRM and policy are
+    resolved as the definitions are (BOOKS_* environment or the repo's defaults).
     """
     raw = _run_tags(context).get(TAG_AS_OF_DATE)
     if raw:
@@ -97,7 +122,10 @@ def as_of_date_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> 
     created = record.create_timestamp if record is not None else None
     if created is None:
         raise ValueError(f"run {context.run_id} has no {TAG_AS_OF_DATE} tag and no create time")
-    return created.astimezone(UTC).date()
+    paths = resolve_paths()
+    as_of = crm_today(load_policy(paths.policy).crm.kind, paths.crm_db, created)
+    context.instance.add_run_tags(context.run_id, {TAG_AS_OF_DATE: as_of.isoformat()})
+    return as_of
 
 
 def flag_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, tag: str) -> bool:

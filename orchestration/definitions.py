@@ -4,7 +4,8 @@
 environment variable; paths and the policy are resolved when Dagster (or the runner) loads the
 definitions. The graph: ingestion (CRM objects + landing files) -> data contracts (blocking
 checks) -> quarantine view -> dbt (transform, decide; dbt tests as checks) -> write-back guard
-(blocking check) -> write-back -> report, run as one job `books_cycle` per as-of date.
+(blocking check) -> write-back -> report -> analytics file, run as one job `books_cycle` per
+as-of date.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from orchestration.cycle import PolicyResource
 from orchestration.dbt_assets import build_dbt_assets, mart_asset_keys
 from orchestration.dbt_cli import dbt_resource
 from orchestration.dbt_parse import dbt_manifest_path, dbt_project
+from orchestration.publish import build_publish_asset
 from orchestration.quality import books_quality_job, build_quality_schedule
 from orchestration.report import build_report_asset
 from orchestration.resources import CrmResource, WarehouseResource
@@ -69,11 +71,12 @@ def build_definitions(
     dbt_manifest_path(dbt_project, paths)  # a parse, if needed, for these paths' warehouse
     dbt_assets_def = build_dbt_assets(dbt_project)
     report_asset = build_report_asset(mart_asset_keys())
+    publish_asset = build_publish_asset(mart_asset_keys())
     books_cycle = dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.all(),
         description="One books cycle for an as-of date (run tag books/as_of_date): ingest, "
-        "dbt build (transform + decide), CRM write-back, report.",
+        "dbt build (transform + decide), CRM write-back, report, analytics file.",
     )
     schedules, sensors = build_cadences(policy, books_cycle)
     books_reconcile = build_reconcile_job(
@@ -86,6 +89,7 @@ def build_definitions(
             dbt_assets_def,
             *dg.load_assets_from_modules([write_back]),
             report_asset,
+            publish_asset,
         ],
         asset_checks=[
             *dg.load_asset_checks_from_modules([ingest, write_back]),

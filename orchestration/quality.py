@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslatorSettings, DbtCliResource
 
+from orchestration.cadences import schedule_default_status
 from orchestration.cycle import DUCKDB_POOL, PolicyResource
 from orchestration.dbt_assets import BooksDbtTranslator
 from orchestration.dbt_cli import dbt_environment, failed_nodes
@@ -75,9 +76,7 @@ def build_quality_schedule(policy: Policy) -> dg.ScheduleDefinition:
         cron_schedule=cadence.cron,
         job=books_quality_job,
         execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING
-        if cadence.enabled
-        else dg.DefaultScheduleStatus.STOPPED,
+        default_status=schedule_default_status(policy, cadence.enabled),
         description="Data-quality dbt tests (not gates) on the tables the last cycle built.",
     )
     def _schedule(

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.cycle import DUCKDB_POOL, PolicyResource, as_of_date_of
+from orchestration.cycle import DUCKDB_POOL, TAG_DRY_RUN, PolicyResource, as_of_date_of, flag_of
 from orchestration.report_html import write_report
 from orchestration.resources import WarehouseResource
 
 WRITE_BACK_KEY = dg.AssetKey(["salesforce_write_back"])
+REPORT_KEY = dg.AssetKey(["books_report"])
 
 
 def report_path(warehouse: str, as_of: str) -> Path:
@@ -21,7 +22,7 @@ def build_report_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     """The report asset, downstream of the write-back and of every mart it reads."""
 
     @dg.asset(
-        key=dg.AssetKey(["books_report"]),
+        key=REPORT_KEY,
         deps=[WRITE_BACK_KEY, *upstream],
         group_name="report",
         kinds={"html", "python"},
@@ -32,13 +33,16 @@ def build_report_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         policy: PolicyResource,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
-        """The run report RevOps and managers read: coverage, book balance, supply runway and
-        distribution cohorts as one HTML file with charts, written after the CRM write-back so
-        it shows the books as the reps now see them."""
+        """The run report RevOps and managers read (orchestration.report_html): the books after
+        the run beside the before, the run's decisions, held changes, quarantine, hoarding and
+        coverage as one HTML file with charts, written after the CRM write-back so it shows the
+        books as the reps now see them; a dry run's report says so at the top."""
         as_of = as_of_date_of(context)
         warehouse_file = str(warehouse.warehouse_path)
         out = report_path(warehouse_file, as_of.isoformat())
-        report = write_report(warehouse_file, out, as_of, policy.run_id_for(context, as_of))
+        run_id = policy.run_id_for(context, as_of)
+        dry_run = flag_of(context, TAG_DRY_RUN)
+        report = write_report(warehouse_file, out, as_of, run_id, dry_run=dry_run)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(out)),

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +30,8 @@ class CrmOpener(Protocol):
     """What assets and sensors need from the `crm` resource (tests pass fakes with `open`)."""
 
     def open(self) -> AbstractContextManager[SalesforceConnection]: ...
+
+    def today(self, moment: datetime) -> date: ...
 
 
 class CrmResource(ConfigurableResource):
@@ -47,6 +49,12 @@ class CrmResource(ConfigurableResource):
     username: str | None = Field(default=None, description="Password flow only.")
     password: str | None = Field(default=None, description="Password flow only; use EnvVar.")
     api_version: str = "62.0"
+
+    def today(self, moment: datetime) -> date:
+        """The as-of date of a run requested at `moment` (orchestration.cycle.crm_today)."""
+        from orchestration.cycle import crm_today
+
+        return crm_today(self.kind, self.local_db_path, moment)
 
     def settings(self, base_url: str | None = None) -> CrmSettings:
         """The connector settings (base_url overridable for an in-process local server)."""

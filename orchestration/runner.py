@@ -3,9 +3,9 @@
 The runner is the edge where a person's request becomes a Dagster run: it loads the policy,
 derives the run id from (as-of date, policy version, attempt), takes the warehouse's
 single-writer lease for the whole cycle, serves the local CRM in-process when the policy says
-`crm.kind: local`, executes the `books_cycle` job in this process with a progress line per step,
-publishes the public tables to the analytics file after a successful cycle, and summarises what
-happened from the run's events and the warehouse.
+`crm.kind: local`, executes the `books_cycle` job in this process with a progress line per step
+(its last step publishes the analytics file), and summarises what happened from the run's events
+and the warehouse.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from contracts.overrides import (
     TAG_ACCEPTED_BY,
     parse_objects,
 )
-from orchestration.cycle import TAG_RECONCILE, cycle_tags, make_run_id
+from orchestration.cycle import TAG_RECONCILE, crm_clock_date, cycle_tags, make_run_id
 from orchestration.dbt_parse import dbt_manifest_path
 from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
 from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
@@ -44,16 +44,18 @@ from orchestration.pools import (
     wait_for_pools,
     wait_for_warehouse_file,
 )
+from orchestration.publish import ANALYTICS_KEY
 from orchestration.report import report_path
 from policy import BooksPaths, load_policy, policy_version, resolve_paths
 from warehouse.lease import LeaseInfo, acquire, read_lease
-from warehouse.publish import publish
+from warehouse.publish import analytics_path
+
+__all__ = ["analytics_path", "crm_clock_date", "run_cycle", "run_demo"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[..., None]
 
-ANALYTICS_FILE = "analytics.duckdb"
 # How long a run waits for a killed run's leftover child (its dbt build) to release the
 # warehouse file: a dbt build of a large warehouse takes minutes, not hours.
 DEAD_RUN_CHILD_WAIT_SECONDS = 1800.0
@@ -101,11 +103,6 @@ def open_instance(home: Path) -> dg.DagsterInstance:
             return dg.DagsterInstance.from_config(str(ensure_dagster_home(home)))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def analytics_path(warehouse: Path) -> Path:
-    """The analysts' read-only copy of the public tables, published beside the warehouse."""
-    return warehouse.resolve().with_name(ANALYTICS_FILE)
 
 
 @dataclass
@@ -370,8 +367,6 @@ def run_cycle(
             as_of, run_id, version, policy.crm.kind, dry_run, override_guard, progress, paths,
             instance, start, extra_tags,
         )  # fmt: skip
-        if summary.success:
-            _publish(summary, paths, progress)
     _say(progress, f"books cycle {'done' if summary.success else 'failed'}")
     return summary
 
@@ -445,18 +440,6 @@ def _row_drop_tags(objects: tuple[str, ...], by: str, reason: str) -> dict[str, 
     }
 
 
-def _publish(summary: CycleSummary, paths: BooksPaths, progress: Progress | None) -> None:
-    """Publish the analysts' copy; a failure fails the cycle's summary (the copy is stale)."""
-    target = analytics_path(paths.warehouse)
-    _say(progress, f"publishing the public tables to {target}")
-    try:
-        summary.analytics = publish(paths.warehouse, target, summary.run_id).analytics_path
-    except Exception:
-        log.exception("publishing %s to %s failed", paths.warehouse, target)
-        summary.success = False
-        summary.failed_steps.append("publish")
-
-
 def _run_locked(
     as_of: date,
     run_id: str,
@@ -503,6 +486,7 @@ def _run_locked(
         if name in write_back_meta:
             write_back[name] = write_back_meta[name]
     report = report_path(str(paths.warehouse), as_of.isoformat())
+    published = collected["materialized"].get(ANALYTICS_KEY, {}).get("path")
     reconciliation, gaps = _ingest_checks(collected["materialized"])
     return CycleSummary(
         as_of_date=as_of,
@@ -513,6 +497,7 @@ def _run_locked(
         dry_run=dry_run,
         warehouse=paths.warehouse,
         report=report if report.exists() else None,
+        analytics=Path(published) if published else None,
         rows_ingested=_rows_ingested(collected["materialized"]),
         accounts_by_state=states,
         decisions_by_kind=kinds,
@@ -523,13 +508,6 @@ def _run_locked(
         reconciliation=reconciliation,
         count_gaps=gaps,
     )
-
-
-def crm_clock_date(crm_db: Path) -> date:
-    """The local CRM's clock date: the as-of date its world was generated for."""
-    from local_crm.db import CrmStore
-
-    return CrmStore(crm_db).clock.today()
 
 
 def run_demo(

@@ -25,6 +25,7 @@ from warehouse.lease import busy_error
 
 log = logging.getLogger(__name__)
 
+ANALYTICS_FILE = "analytics.duckdb"
 RUN_COLUMN = "published_run_id"
 RUN_TABLE = "_published_run"
 DEFAULT_SCHEMAS = ("marts",)
@@ -167,6 +168,11 @@ def _close(session: duckdb.DuckDBPyConnection, caller: duckdb.DuckDBPyConnection
         caller.execute("detach _publish")
     else:
         session.close()
+
+
+def analytics_path(warehouse: str | Path) -> Path:
+    """The analysts' read-only copy of the public tables, published beside the warehouse."""
+    return Path(warehouse).resolve().with_name(ANALYTICS_FILE)
 
 
 def published_run(analytics_path: str | Path) -> str | None:

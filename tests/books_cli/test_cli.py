@@ -296,3 +296,29 @@ def test_a_cycle_holding_the_warehouse_is_a_one_line_error(
     assert "'books cycle other-run'" in err
     assert len(err.strip().splitlines()) == 1
     assert not Path(env["BOOKS_WAREHOUSE"]).exists()  # nothing ran
+
+
+def test_run_without_a_date_is_as_of_the_local_crm_clock(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`books run` on the 2025 demo world, in any year, runs as of the CRM's day."""
+    from datetime import UTC, datetime
+
+    from local_crm.db import CrmStore
+    from orchestration.cycle import crm_today
+
+    CrmStore(Path(env["BOOKS_CRM_DB"])).clock.set(datetime(2025, 6, 2, 9, tzinfo=UTC))
+    seen: dict[str, Any] = {}
+
+    class Summary:
+        def render(self) -> str:
+            return "summary text"
+
+    def fake_run_cycle(**kwargs: Any) -> Summary:
+        seen.update(kwargs)
+        return Summary()
+
+    real = {"crm_today": crm_today}
+    monkeypatch.setattr(cli, "_import", lambda _m, name, _w: real.get(name, fake_run_cycle))
+    assert cli.main(["run", "--dry-run", "-q"]) == 0
+    assert seen["as_of"].isoformat() == "2025-06-02"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -19,11 +19,15 @@ from orchestration.cycle import (
     TAG_RUN_ID,
     TAG_SIGNAL_IDS,
     PolicyResource,
+    crm_today,
 )
+from orchestration.resources import CrmResource
 from policy import load_policy
 
 REPO = Path(__file__).resolve().parents[2]
 
+# A real org's resource: `today` needs no connection (the tick's UTC date).
+SALESFORCE = CrmResource(kind="salesforce", base_url="https://example.my.salesforce.com")
 _SINCE = re.compile(r"SystemModstamp >= (\S+?)\)")
 
 
@@ -40,6 +44,10 @@ class FakeCrm:
         """The `crm` resource's one API: a connection for the block."""
         self.opened += 1
         yield self
+
+    def today(self, moment: datetime) -> date:
+        """A Salesforce org's today: the UTC date of the moment."""
+        return crm_today("salesforce", None, moment)
 
     def query_all_pages(self, soql: str, include_deleted: bool = False):
         self.queries.append(soql)
@@ -59,7 +67,7 @@ def _stamp(day: int, second: int = 0) -> str:
 def _policy_file(tmp_path: Path, **enabled: bool) -> Path:
     data = yaml.safe_load((REPO / "books.yml").read_text())
     for name, on in enabled.items():
-        data["cadences"][name]["enabled"] = on
+        data["cadences"].setdefault(name, {"cron": "0 3 * * *"})["enabled"] = on
     path = tmp_path / "books.yml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -145,7 +153,7 @@ def test_switched_off_cadence_yields_nothing(
     else:
         context = dg.build_schedule_context(
             scheduled_execution_time=datetime(2025, 3, 3, 6, tzinfo=UTC),
-            resources={"policy": PolicyResource(path=str(policy_path))},
+            resources={"policy": PolicyResource(path=str(policy_path)), "crm": SALESFORCE},
         )
         result = schedules[name](context)
         assert schedules[name].default_status == dg.DefaultScheduleStatus.STOPPED
@@ -160,7 +168,7 @@ def test_schedule_uses_policy_cron_and_tick_date(tmp_path: Path) -> None:
     assert schedule.cron_schedule == load_policy(policy_path).cadences.distribution.cron
     context = dg.build_schedule_context(
         scheduled_execution_time=datetime(2025, 3, 3, 6, tzinfo=UTC),
-        resources={"policy": PolicyResource(path=str(policy_path))},
+        resources={"policy": PolicyResource(path=str(policy_path)), "crm": SALESFORCE},
     )
     request = schedule(context)
     assert request.tags[TAG_AS_OF_DATE] == "2025-03-03"
@@ -201,7 +209,7 @@ def test_reconcile_schedule_follows_the_ingest_policy(tmp_path: Path, enabled: b
     assert schedule.cron_schedule == "30 2 * * *"
     context = dg.build_schedule_context(
         scheduled_execution_time=datetime(2025, 3, 4, 2, 30, tzinfo=UTC),
-        resources={"policy": PolicyResource(path=str(policy_path))},
+        resources={"policy": PolicyResource(path=str(policy_path)), "crm": SALESFORCE},
     )
     result = schedule(context)
     if enabled:
@@ -210,3 +218,95 @@ def test_reconcile_schedule_follows_the_ingest_policy(tmp_path: Path, enabled: b
     else:
         assert isinstance(result, dg.SkipReason) and "ingest.reconcile" in result.skip_message
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def _local_crm(tmp_path: Path, clock: datetime) -> CrmResource:
+    from local_crm.db import CrmStore
+
+    crm_db = tmp_path / "crm.sqlite"
+    CrmStore(crm_db).clock.set(clock)
+    return CrmResource(kind="local", local_db_path=str(crm_db))
+
+
+def _salesforce_policy(tmp_path: Path) -> Path:
+    data = yaml.safe_load(_policy_file(tmp_path).read_text(encoding="utf-8"))
+    data["crm"]["kind"] = "salesforce"
+    path = tmp_path / "salesforce.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_local_crm_cadences_start_stopped_even_when_enabled(tmp_path: Path) -> None:
+    """Opening the UI on the demo world must not start runs by itself."""
+    from orchestration.cadences import build_reconcile_job, build_reconcile_schedule
+    from orchestration.quality import build_quality_schedule
+
+    names = ("distribution", "retrieval", "signals", "returns", "quality")
+    local = load_policy(_policy_file(tmp_path, **dict.fromkeys(names, True)))
+    assert local.crm.kind == "local" and local.ingest.reconcile.enabled
+    schedules, sensors = build_cadences(local, dg.define_asset_job("books_cycle"))
+    schedules.append(build_quality_schedule(local))
+    schedules.append(build_reconcile_schedule(local, build_reconcile_job(dg.AssetSelection.all())))
+    assert {s.default_status for s in schedules} == {dg.DefaultScheduleStatus.STOPPED}
+    assert {s.default_status for s in sensors} == {dg.DefaultSensorStatus.STOPPED}
+    # A real org keeps what books.yml says: an enabled cadence runs.
+    org = load_policy(_salesforce_policy(tmp_path))
+    schedules, sensors = build_cadences(org, dg.define_asset_job("books_cycle"))
+    assert {s.default_status for s in schedules} == {dg.DefaultScheduleStatus.RUNNING}
+    assert {s.default_status for s in sensors} == {dg.DefaultSensorStatus.RUNNING}
+
+
+def test_scheduled_and_sensor_runs_are_as_of_the_local_crm_clock(tmp_path: Path) -> None:
+    """On the demo world (CRM clock in 2025) a tick in 2026 still runs as of the CRM's day."""
+    policy_path = _policy_file(tmp_path)
+    crm = _local_crm(tmp_path, datetime(2025, 6, 2, 9, tzinfo=UTC))
+    schedules, _ = _defs(policy_path)
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 12, 7, 6, tzinfo=UTC),
+        resources={"policy": PolicyResource(path=str(policy_path)), "crm": crm},
+    )
+    for name in ("distribution_schedule", "retrieval_schedule"):
+        assert schedules[name](context).tags[TAG_AS_OF_DATE] == "2025-06-02"
+
+    class LocalSignals(FakeCrm):
+        def today(self, moment: datetime) -> date:
+            return crm.today(moment)
+
+    _, sensors = _defs(policy_path)
+    signals = LocalSignals({"Signal__c": [{"Id": "a01A", "SystemModstamp": _stamp(1)}]})
+    first = _eval_sensor(sensors["hot_signals_sensor"], policy_path, signals, None)
+    signals.rows_by_object["Signal__c"].append({"Id": "a01B", "SystemModstamp": _stamp(20)})
+    second = _eval_sensor(sensors["hot_signals_sensor"], policy_path, signals, first.cursor)
+    assert second.run_requests[0].tags[TAG_AS_OF_DATE] == "2025-06-02"
+
+
+def test_launchpad_run_without_a_date_takes_the_crm_clock_and_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run launched by hand (no books/as_of_date tag) is as of the CRM's clock, in its tags."""
+    from orchestration.cycle import as_of_date_of
+
+    crm = _local_crm(tmp_path, datetime(2025, 6, 2, 9, tzinfo=UTC))
+    monkeypatch.setenv("BOOKS_CRM_DB", str(crm.local_db_path))
+    monkeypatch.setenv("BOOKS_POLICY", str(_policy_file(tmp_path)))
+    seen: list[date] = []
+
+    @dg.op
+    def first_step(context) -> None:  # noqa: ANN001 (dagster reads the annotation)
+        seen.append(as_of_date_of(context))
+
+    @dg.op
+    def later_step(context) -> None:  # noqa: ANN001
+        seen.append(as_of_date_of(context))
+
+    @dg.job
+    def launched() -> None:
+        first_step()
+        later_step()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = launched.execute_in_process(instance=instance)
+    assert result.success
+    assert seen == [date(2025, 6, 2), date(2025, 6, 2)]
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None and run.tags[TAG_AS_OF_DATE] == "2025-06-02"

@@ -38,3 +38,15 @@ def test_processes_opening_a_fresh_home_at_once_all_succeed(tmp_path: Path) -> N
         proc.join(timeout=60)
     assert results == [("ok", 0)] * 4, results
     assert (tmp_path / "dagster" / "dagster.yaml").exists()
+
+
+def test_a_new_dagster_home_has_telemetry_off(tmp_path: Path) -> None:
+    """`books ui` and `books run` write the home's dagster.yaml: no usage data leaves the
+    machine unless a person turns it on."""
+    from orchestration.runner import open_instance
+
+    instance = open_instance(tmp_path / "dagster")
+    try:
+        assert instance.telemetry_enabled is False
+    finally:
+        instance.dispose()

@@ -1,8 +1,11 @@
 {#- Public: one row per book rep (a user with a book role of the policy, active or not) - role,
     segment, eligibility with its reason, capacity after ramp and out-of-office per slot kind,
-    open slots, target size, and the book held on the as-of date by account state. book_size
-    counts working + stale accounts (what uses capacity); converted and other owned accounts
-    are shown but do not use capacity. -#}
+    open slots and target size when the run started, and the book by account state as it
+    stands after this run's confirmed decisions (accounts), with the book the run started from
+    beside it (book_size_before). book_size counts working + stale accounts (what uses
+    capacity); converted and other owned accounts are shown but do not use capacity.
+    A view, like accounts: it shows the books after the write-back once it has run. -#}
+{{ config(materialized='view') }}
 {%- set states = ['ready', 'resting', 'review', 'retired', 'working', 'stale', 'converted', 'excluded'] -%}
 {%- set book_roles = policy_book_roles() -%}
 {%- set books = policy_get('books') -%}
@@ -17,6 +20,10 @@ users as (
 ),
 
 accounts as (
+    select * from {{ ref('accounts') }}
+),
+
+accounts_before as (
     select * from {{ ref('int_accounts_classified') }}
 ),
 
@@ -72,6 +79,14 @@ books as (
     group by owner_id
 ),
 
+books_before as (
+    select
+        owner_id,
+        sum(case when state in ('working', 'stale') then 1 else 0 end) as book_size_before
+    from accounts_before
+    group by owner_id
+),
+
 final as (
     select
         rep_capacity.rep_id,
@@ -96,6 +111,7 @@ final as (
         rep_capacity.open_slots_intent,
         rep_capacity.max_new_per_run,
         coalesce(books.working_count, 0) + coalesce(books.stale_count, 0) as book_size,
+        coalesce(books_before.book_size_before, 0) as book_size_before,
         {%- for state in states %}
         coalesce(books.{{ state }}_count, 0) as {{ state }}_count,
         {%- endfor %}
@@ -111,6 +127,8 @@ final as (
         on rep_capacity.role = role_targets.role
     left join books
         on rep_capacity.rep_id = books.owner_id
+    left join books_before
+        on rep_capacity.rep_id = books_before.owner_id
 )
 
 select * from final
