@@ -1,8 +1,8 @@
 """A tiny progress printer for long CLI steps: one line per update on stderr, with elapsed time.
 
 Passed as `progress=` to the generator and the runner: `progress(message, done, total)`;
-`done`/`total` are optional. Updates for the same message are throttled so a tight loop
-does not flood the terminal.
+`done`/`total` are optional. Counted updates of one message show at most every `min_interval`
+seconds (the first and the last always), so a long stage prints a few lines, not hundreds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 class ProgressPrinter:
     def __init__(
-        self, stream: TextIO | None = None, *, min_interval: float = 0.5, quiet: bool = False
+        self, stream: TextIO | None = None, *, min_interval: float = 10.0, quiet: bool = False
     ):
         self._stream = stream if stream is not None else sys.stderr
         self._start = time.monotonic()
