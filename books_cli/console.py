@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,33 +48,28 @@ class _Tee:
         return False
 
 
-class _Counter(logging.Handler):
-    """Counts warnings and errors logged during the run, for one line in the summary."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
+# A warning or error line, from Python logging (`... WARNING name: ...`) or Dagster's console
+# logger (`... - WARNING - ...`); dbt's `ERROR=0` tallies do not match.
+_PROBLEM = re.compile(r"(?:^|\s)(?:-\s)?(?:WARNING|ERROR)(?:\s|:)")
 
 
 @dataclass
 class Detail:
-    """The open log of one command: its path, the real console streams, warnings counted."""
+    """The log of one command: its path and the real console streams."""
 
     path: Path
     stdout: TextIO
     stderr: TextIO
-    _counter: _Counter
 
-    @property
-    def warnings(self) -> int:
-        return self._counter.count
+    def problems(self) -> int:
+        """Warning and error lines in the log (read after the block)."""
+        with self.path.open(encoding="utf-8", errors="replace") as file:
+            return sum(1 for line in file if _PROBLEM.search(line))
 
     def footer(self) -> str:
         """The line that points at the detail (printed after the summary)."""
-        noted = f"  ({self.warnings:,} warnings: search it for WARNING)" if self.warnings else ""
+        count = self.problems()
+        noted = f"  ({count:,} warning or error lines)" if count else ""
         return f"log:       {self.path}{noted}"
 
 
@@ -90,8 +86,7 @@ def detail_to_log(path: Path, *, verbose: bool = False) -> Iterator[Detail]:
     with path.open("a", encoding="utf-8") as file:
         to_file = logging.StreamHandler(file)
         to_file.setFormatter(logging.Formatter(LOG_FORMAT))
-        counter = _Counter()
-        handlers: list[logging.Handler] = [to_file, counter]
+        handlers: list[logging.Handler] = [to_file]
         if verbose:
             to_console = logging.StreamHandler(real_err)
             to_console.setFormatter(logging.Formatter(LOG_FORMAT))
@@ -101,7 +96,7 @@ def detail_to_log(path: Path, *, verbose: bool = False) -> Iterator[Detail]:
         sys.stdout = _Tee(file, real_out) if verbose else file  # type: ignore[assignment]
         sys.stderr = _Tee(file, real_err) if verbose else file  # type: ignore[assignment]
         try:
-            yield Detail(path, real_out, real_err, counter)
+            yield Detail(path, real_out, real_err)
         finally:
             sys.stdout, sys.stderr = saved[0], saved[1]
             root.setLevel(saved[2])
