@@ -239,7 +239,14 @@ def _show_plan(summary: Any) -> None:
     """A dry run's plan: counts, the first rows, and the CSV with every row."""
     from books_cli.plan import plan_rows, render_plan, write_csv
 
-    rows = plan_rows(summary.warehouse, summary.run_id)
+    try:
+        rows = plan_rows(summary.warehouse, summary.run_id)
+    except Exception as exc:  # the cycle is done; say why its plan is not shown, keep the rest
+        log.debug("reading the plan failed", exc_info=True)
+        print(
+            f"dry-run plan: not shown ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})"
+        )
+        return
     csv_path = summary.warehouse.parent / "plans" / f"dry-run-{summary.run_id}.csv"
     print("\n".join(render_plan(rows, write_csv(rows, csv_path))))
 
