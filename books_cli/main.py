@@ -3,7 +3,9 @@
 Thin on purpose: parse arguments, resolve paths and the policy, call the packages. Heavy
 imports (dagster, duckdb, polars, the generator) happen inside the commands so `books --help`
 and `books validate-policy` start fast. A user mistake (bad policy, bad date, missing file, a
-locked database) prints one line and exits 2, never a traceback.
+locked database, missing or refused CRM credentials: `preflight`) prints one line and exits 2,
+never a traceback. A cycle's console shows progress and the summary; Dagster's and dbt's detail
+go to a log file (`console`), and a dry run prints its plan (`plan`).
 """
 
 from __future__ import annotations
@@ -98,10 +100,11 @@ def _import(module: str, name: str, what: str) -> Callable[..., Any]:
         raise Unavailable(f"{what} is not available: {module}.{name} is missing") from None
 
 
-def _progress(args: argparse.Namespace, stream: Any = None) -> Any:
+def _progress(args: argparse.Namespace) -> Any:
+    """Progress lines on the console's stderr (made before `_detail` sends stderr to the log)."""
     from books_cli.progress import ProgressPrinter
 
-    return ProgressPrinter(stream, quiet=args.quiet)
+    return ProgressPrinter(quiet=args.quiet)
 
 
 @contextmanager
