@@ -85,7 +85,9 @@ def test_the_dry_run_prints_its_plan_and_a_csv_of_every_row(dry_run: DryRun) -> 
     lines = dry_run.lines
     assert dry_run.result.returncode == 0, dry_run.result.stderr
     head = next(line for line in lines if line.startswith("dry-run plan: "))
-    records, changes = (int(n.replace(",", "")) for n in re.findall(r"([\d,]+) \w", head)[:2])
+    counts = re.match(r"dry-run plan: ([\d,]+) records, ([\d,]+) field changes", head)
+    assert counts, head
+    records, changes = (int(n.replace(",", "")) for n in counts.groups())
     kinds = dict(
         (kind, int(n.replace(",", "")))
         for kind, n in re.findall(r"([\w+]+) ([\d,]+)", head.split("by change kind: ")[1])
