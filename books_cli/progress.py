@@ -1,8 +1,8 @@
 """A tiny progress printer for long CLI steps: one line per update on stderr, with elapsed time.
 
 Passed as `progress=` to the generator and the runner: `progress(message, done, total)`;
-`done`/`total` are optional. Counted updates of one message show at most every `min_interval`
-seconds (the first and the last always), so a long stage prints a few lines, not hundreds.
+`done`/`total` are optional. A counted stage prints its last update, and before that one line
+per `min_interval` seconds, so a short stage is one line and a long one a few, not hundreds.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ class ProgressPrinter:
             return
         now = time.monotonic()
         finished = done is not None and total is not None and done >= total
-        last = self._last.get(message)
-        if done is not None and not finished and last is not None:
+        if done is not None and not finished:
+            # A counted stage prints when it ends, and meanwhile once per interval (measured from
+            # its first update): a short stage is one line.
+            last = self._last.setdefault(message, now)
             if now - last < self._min_interval:
                 return
         self._last[message] = now

@@ -222,15 +222,20 @@ def test_help_starts_fast_without_heavy_imports() -> None:
 def test_progress_printer_throttles_and_formats() -> None:
     stream = io.StringIO()
     progress = ProgressPrinter(stream, min_interval=60)
-    progress("accounts", 1, 4)
-    progress("accounts", 2, 4)  # throttled
+    progress("accounts", 1, 4)  # a short stage: only its end shows
+    progress("accounts", 2, 4)
     progress("accounts", 4, 4)  # the final update always shows
     progress("done")
     lines = stream.getvalue().splitlines()
-    assert [line.split("] ", 1)[1] for line in lines] == [
-        "accounts 1/4 (25%)",
-        "accounts 4/4 (100%)",
-        "done",
+    assert [line.split("] ", 1)[1] for line in lines] == ["accounts 4/4 (100%)", "done"]
+    every = io.StringIO()
+    progress = ProgressPrinter(every, min_interval=0)  # a long stage: a line per interval
+    for done in range(1, 4):
+        progress("contacts", done, 3)
+    assert [line.split("] ", 1)[1] for line in every.getvalue().splitlines()] == [
+        "contacts 1/3 (33%)",
+        "contacts 2/3 (67%)",
+        "contacts 3/3 (100%)",
     ]
     quiet = io.StringIO()
     ProgressPrinter(quiet, quiet=True)("x")
