@@ -69,7 +69,7 @@ class Detail:
     def footer(self) -> str:
         """The line that points at the detail (printed after the summary)."""
         count = self.problems()
-        noted = f"  ({count:,} warning or error lines)" if count else ""
+        noted = f"  ({count:,} warning or error line{'' if count == 1 else 's'})" if count else ""
         return f"log:       {self.path}{noted}"
 
 

@@ -42,7 +42,7 @@ def test_detail_goes_to_the_log_and_progress_to_the_console(
         assert line in text
         assert (line in out + err) is verbose
     assert "step dbt_models done in 84.0s" in err
-    assert out.splitlines()[-1] == f"log:       {log}  (1 warning or error lines)"
+    assert out.splitlines()[-1] == f"log:       {log}  (1 warning or error line)"
     assert sys.stdout is not None and "START" not in log.name  # streams are restored
     print("after")
     assert capsys.readouterr().out == "after\n"
