@@ -1,6 +1,7 @@
 # dynamic-books: two commands on a fresh machine with only Python 3.11:
 #   make demo   (set up, generate a world, run one cycle)
 #   make test   (set up, lint, run the test suite; what .ci/run runs)
+# and, while developing, `make check` (lint and the quick tests, a few minutes at most).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -11,11 +12,20 @@ UV_VERSION := 0.13.9
 # first (tests/conftest.py): xdist's default reorder (most tests first) queued the ten-minute
 # decision properties file (two tests) last, and CI took 28 min instead of ~17.
 TEST_WORKERS ?= auto
+# `make check`: the tests that neither build a dbt world nor run a cycle. Files whose module
+# fixtures build dbt (tests/dbt, decisions, marts, e2e, benchmarks) are left out whole; elsewhere
+# the `slow` and `long_pole` markers say which tests run a pipeline.
+QUICK_TESTS := -m "not slow and not long_pole" --ignore=tests/dbt --ignore=tests/decisions \
+	--ignore=tests/marts --ignore=tests/e2e --ignore=tests/benchmarks
+CHECK_WORKERS ?= 2
+# sqlfluff (dbt templater, minutes for the whole project) lints only the models changed
+# against this branch, committed or not.
+CHECK_BASE ?= main
 # dbt (and so sqlfluff's dbt templater) reads the warehouse path and the policy
 # (BOOKS_DBT_POLICY, set by `lint`) from the environment.
 export BOOKS_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 
-.PHONY: setup demo test lint ui lock
+.PHONY: setup demo test check lint ui lock
 
 # Idempotent: creates .venv only if missing; uv leaves already-installed pins untouched.
 # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
@@ -37,6 +47,16 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@models=$$( { git diff --name-only $(CHECK_BASE) -- 'dbt_project/models/*.sql' 2>/dev/null; \
+		git ls-files --others --exclude-standard -- 'dbt_project/models/*.sql'; } \
+		| sort -u | while read -r f; do [ -f "$$f" ] && echo "$$f"; done ); \
+	if [ -n "$$models" ]; then $(BIN)/sqlfluff lint $$models; \
+	else echo "sqlfluff: no model changed against $(CHECK_BASE)"; fi
+	$(BIN)/pytest -q -n $(CHECK_WORKERS) --dist loadfile $(QUICK_TESTS)
 
 lint: setup
 	$(BIN)/ruff check .

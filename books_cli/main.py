@@ -3,7 +3,9 @@
 Thin on purpose: parse arguments, resolve paths and the policy, call the packages. Heavy
 imports (dagster, duckdb, polars, the generator) happen inside the commands so `books --help`
 and `books validate-policy` start fast. A user mistake (bad policy, bad date, missing file, a
-locked database) prints one line and exits 2, never a traceback.
+locked database, missing or refused CRM credentials: `preflight`) prints one line and exits 2,
+never a traceback. A cycle's console shows progress and the summary; Dagster's and dbt's detail
+go to a log file (`console`), and a dry run prints its plan (`plan`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -98,9 +101,30 @@ def _import(module: str, name: str, what: str) -> Callable[..., Any]:
 
 
 def _progress(args: argparse.Namespace) -> Any:
+    """Progress lines on the console's stderr (made before `_detail` sends stderr to the log)."""
     from books_cli.progress import ProgressPrinter
 
     return ProgressPrinter(quiet=args.quiet)
+
+
+@contextmanager
+def _detail(args: argparse.Namespace, paths: Any, command: str) -> Iterator[Any]:
+    """Dagster's and dbt's detail to a log file for the block (and the console with -v)."""
+    from books_cli.console import detail_to_log, log_file_for
+
+    path = log_file_for(paths.warehouse, command)
+    with detail_to_log(path, verbose=getattr(args, "verbose", False)) as detail:
+        yield detail
+
+
+def _preflight(paths: Any, policy: Any, *, crm: bool) -> None:
+    """What the cycle needs, checked before it starts (each failure is one line)."""
+    from books_cli.preflight import check_crm, check_landing, check_warehouse
+
+    check_landing(paths.landing)
+    check_warehouse(paths.warehouse)
+    if crm:
+        check_crm(policy, paths.crm_db)
 
 
 def _generate(
@@ -128,7 +152,9 @@ def _generate(
     )
 
 
-def _run_cycle(args: argparse.Namespace, as_of: date, *, dry_run: bool, override: bool) -> Any:
+def _run_cycle(
+    args: argparse.Namespace, as_of: date, progress: Any, *, dry_run: bool, override: bool
+) -> Any:
     run_cycle = _import("orchestration.runner", "run_cycle", "the cycle runner")
     accept = tuple(getattr(args, "accept_row_drop", None) or ())
     if accept:
@@ -144,7 +170,7 @@ def _run_cycle(args: argparse.Namespace, as_of: date, *, dry_run: bool, override
         as_of=as_of,
         dry_run=dry_run,
         override_guard=override,
-        progress=_progress(args),
+        progress=progress,
         lease_wait_seconds=getattr(args, "wait", 0.0),
         accept_row_drop=accept,
         accepted_by=getattr(args, "by", None) or "",
@@ -199,30 +225,58 @@ def _exit_code(summary: Any) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     paths, policy = _prepare(args)
+    _preflight(paths, policy, crm=True)
     as_of = args.as_of
     if as_of is None:  # the as-of rule (orchestration.cycle): the CRM's today
         from datetime import UTC, datetime
 
         crm_today = _import("orchestration.cycle", "crm_today", "the as-of rule")
         as_of = crm_today(policy.crm.kind, paths.crm_db, datetime.now(UTC))
-    summary = _run_cycle(args, as_of, dry_run=args.dry_run, override=args.override_guard)
+    progress = _progress(args)
+    with _detail(args, paths, "run") as detail:
+        summary = _run_cycle(
+            args, as_of, progress, dry_run=args.dry_run, override=args.override_guard
+        )
     _show_summary(summary)
+    if args.dry_run and getattr(summary, "success", False):
+        _show_plan(summary)
+    print(detail.footer())
     return _exit_code(summary)
 
 
+def _show_plan(summary: Any) -> None:
+    """A dry run's plan: counts, the first rows, and the CSV with every row."""
+    from books_cli.plan import plan_rows, render_plan, write_csv
+
+    try:
+        rows = plan_rows(summary.warehouse, summary.run_id)
+    except Exception as exc:  # the cycle is done; say why its plan is not shown, keep the rest
+        log.debug("reading the plan failed", exc_info=True)
+        print(
+            f"dry-run plan: not shown ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})"
+        )
+        return
+    csv_path = summary.warehouse.parent / "plans" / f"dry-run-{summary.run_id}.csv"
+    print("\n".join(render_plan(rows, write_csv(rows, csv_path))))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    paths, _ = _prepare(args)
+    paths, policy = _prepare(args)
+    _preflight(paths, policy, crm=False)  # the demo makes its local CRM if there is none
     run_demo = _import("orchestration.runner", "run_demo", "the demo runner")
-    summary = run_demo(
-        _progress(args),
-        paths=paths,
-        as_of=args.as_of,
-        accounts=args.accounts,
-        reps=args.reps,
-        seed=args.seed,
-    )
+    progress = _progress(args)
+    with _detail(args, paths, "demo") as detail:
+        summary = run_demo(
+            progress,
+            paths=paths,
+            as_of=args.as_of,
+            accounts=args.accounts,
+            reps=args.reps,
+            seed=args.seed,
+        )
     _show_summary(summary)
     print(f"local CRM: {paths.crm_db}")
+    print(detail.footer())
     return _exit_code(getattr(summary, "cycle", summary))
 
 
@@ -283,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="policy file (default: $BOOKS_POLICY or books.yml at the repo root)",
     )
     common.add_argument(
-        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="also show Dagster's and dbt's detail on the console (it always goes to the log "
+        "file whose path is printed), and log at debug level",
     )
     common.add_argument(
         "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress lines"
@@ -310,9 +369,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         help=f"as-of date (default: the existing CRM's clock, else {DEMO_AS_OF})",
     )
-    demo.add_argument("--accounts", type=_positive, default=DEMO_ACCOUNTS)
-    demo.add_argument("--reps", type=_positive, default=DEMO_REPS)
-    demo.add_argument("--seed", type=int, default=DEMO_SEED)
+    demo.add_argument(
+        "--accounts",
+        type=_positive,
+        default=DEMO_ACCOUNTS,
+        metavar="N",
+        help=f"accounts of a new world (default {DEMO_ACCOUNTS:,}; ignored if a CRM exists)",
+    )
+    demo.add_argument(
+        "--reps",
+        type=_positive,
+        default=DEMO_REPS,
+        metavar="M",
+        help=f"reps of a new world (default {DEMO_REPS})",
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=DEMO_SEED,
+        metavar="S",
+        help=f"random seed of a new world (default {DEMO_SEED}); the same seed, the same world",
+    )
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser(
@@ -328,7 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATE",
         help="YYYY-MM-DD (default: the CRM's today: the local CRM's clock, else today in UTC)",
     )
-    run.add_argument("--dry-run", action="store_true", help="plan only; no CRM writes")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan only: no CRM writes and the published analytics file is left as it is; "
+        "prints the plan (counts by change kind and by user, the first rows) and a CSV of it",
+    )
     run.add_argument(
         "--override-guard",
         action="store_true",
@@ -378,9 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate a synthetic world (reps, accounts, activities, "
         "signals, landing files) into the local CRM.",
     )
-    gen.add_argument("--accounts", type=_positive, required=True, metavar="N")
-    gen.add_argument("--reps", type=_positive, required=True, metavar="M")
-    gen.add_argument("--seed", type=int, required=True, metavar="S")
+    gen.add_argument(
+        "--accounts", type=_positive, required=True, metavar="N", help="accounts to generate"
+    )
+    gen.add_argument("--reps", type=_positive, required=True, metavar="M", help="reps to generate")
+    gen.add_argument(
+        "--seed", type=int, required=True, metavar="S", help="random seed (same seed, same world)"
+    )
     gen.add_argument(
         "--months",
         type=_positive,
@@ -405,8 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the local CRM over HTTP",
         description="Serve the local CRM's Salesforce API subset.",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8765)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8765, help="port to listen on (8765)")
     serve.set_defaults(func=cmd_local_crm_serve)
 
     val = sub.add_parser(
@@ -424,8 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the Dagster UI (dagster dev)",
         description="Run `dagster dev` on orchestration.definitions.",
     )
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=_port, default=3000)
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    ui.add_argument("--port", type=_port, default=3000, help="port to listen on (3000)")
     ui.set_defaults(func=cmd_ui)
     return parser
 
@@ -439,7 +525,7 @@ def _user_error_message(exc: BaseException) -> str | None:
         seen.add(id(from_chain))
         text = str(from_chain).strip().splitlines()[0] if str(from_chain).strip() else ""
         module = type(from_chain).__module__ or ""
-        if isinstance(from_chain, UserError):
+        if isinstance(from_chain, UserError) or type(from_chain).__name__ == "PreflightError":
             return text
         if type(from_chain).__name__ == "PolicyError":
             return f"invalid policy: {text}"

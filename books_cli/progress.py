@@ -1,8 +1,8 @@
 """A tiny progress printer for long CLI steps: one line per update on stderr, with elapsed time.
 
 Passed as `progress=` to the generator and the runner: `progress(message, done, total)`;
-`done`/`total` are optional. Updates for the same message are throttled so a tight loop
-does not flood the terminal.
+`done`/`total` are optional. A counted stage prints its last update, and before that one line
+per `min_interval` seconds, so a short stage is one line and a long one a few, not hundreds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 class ProgressPrinter:
     def __init__(
-        self, stream: TextIO | None = None, *, min_interval: float = 0.5, quiet: bool = False
+        self, stream: TextIO | None = None, *, min_interval: float = 10.0, quiet: bool = False
     ):
         self._stream = stream if stream is not None else sys.stderr
         self._start = time.monotonic()
@@ -29,8 +29,10 @@ class ProgressPrinter:
             return
         now = time.monotonic()
         finished = done is not None and total is not None and done >= total
-        last = self._last.get(message)
-        if done is not None and not finished and last is not None:
+        if done is not None and not finished:
+            # A counted stage prints when it ends, and meanwhile once per interval (measured from
+            # its first update): a short stage is one line.
+            last = self._last.setdefault(message, now)
             if now - last < self._min_interval:
                 return
         self._last[message] = now

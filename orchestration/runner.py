@@ -140,15 +140,7 @@ class CycleSummary:
         ]
 
     def render(self) -> str:
-        def block(title: str, values: dict[str, Any]) -> list[str]:
-            if not values:
-                return [f"{title}: none"]
-            width = max(len(k) for k in values)
-            return [f"{title}:"] + [
-                f"  {k:<{width}}  {v:>10,}" if isinstance(v, int) else f"  {k:<{width}}  {v}"
-                for k, v in values.items()
-            ]
-
+        """The summary a person reads: a few lines, each figure named (`name value, ...`)."""
         status = "succeeded" if self.success else "FAILED at " + ", ".join(self.failed_steps)
         lines = [
             f"books cycle as of {self.as_of_date} {status}"
@@ -157,15 +149,15 @@ class CycleSummary:
             *self._failed_check_lines(),
             f"run id {self.run_id}  policy {self.policy_version[:12]}  "
             f"dagster run {self.dagster_run_id}",
-            *block("rows ingested", self.rows_ingested),
-            *block("accounts by state", self.accounts_by_state),
-            *block("decisions by kind", self.decisions_by_kind),
-            *block("write-back", self.write_back),
+            *_inline("rows ingested", self.rows_ingested),
+            *_inline("accounts by state", self.accounts_by_state),
+            *_inline("decisions by kind", self.decisions_by_kind),
+            *_inline("write-back", self.write_back),
         ]
         if self.reconciliation:
-            lines += block("reconciliation (rows missing or stale / loaded)", self.reconciliation)
+            lines += _inline("reconciliation (rows missing or stale / loaded)", self.reconciliation)
         if self.count_gaps:
-            lines += block("WARNING: CRM and warehouse row counts differ", self.count_gaps)
+            lines += _inline("WARNING: CRM and warehouse row counts differ", self.count_gaps)
             lines.append("  the next reconciliation (daily, or books run --reconcile) loads them")
         lines += [f"warehouse: {self.warehouse}"]
         if self.analytics:
@@ -173,10 +165,27 @@ class CycleSummary:
                 f"analytics: {self.analytics}  (public tables of this run; open it read-only, "
                 "also while a cycle runs)"
             )
+        elif self.dry_run:
+            lines.append("analytics: not published by a dry run (it keeps the last real run's)")
         if self.report:
             lines.append(f"report:    {self.report}")
         lines.append(self.ui_hint)
         return "\n".join(lines)
+
+
+def _inline(title: str, values: dict[str, Any], width: int = 100) -> list[str]:
+    """`title: name value, name value, ...`, wrapped between items: short and greppable."""
+    if not values:
+        return [f"{title}: none"]
+    items = [f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in values.items()]
+    lines = [f"{title}: {items[0]}"]
+    for item in items[1:]:
+        if len(lines[-1]) + len(item) + 2 > width:
+            lines[-1] += ","
+            lines.append(f"  {item}")
+        else:
+            lines[-1] += f", {item}"
+    return lines
 
 
 @dataclass
@@ -224,7 +233,19 @@ def _crm_endpoint(kind: str, crm_db: Path) -> Iterator[CrmEndpoint | None]:
 
 
 def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callable[[Any], None]:
-    """An event-log listener: one progress line per step, and the numbers the summary needs."""
+    """An event-log listener: one progress line per finished step (its time and rows), and the
+    numbers the summary needs. Dagster's own event lines go to its loggers, not to `progress`."""
+    started: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    assets: dict[str, int] = {}
+
+    def finished(step: str, what: str, timestamp: float) -> str:
+        took = f" in {timestamp - started[step]:.1f}s" if step in started else ""
+        count = (
+            f", {rows[step]:,} row{'' if rows[step] == 1 else 's'}" if step in rows
+            else f", {assets[step]} assets" if assets.get(step, 0) > 1 else ""
+        )  # fmt: skip
+        return f"step {step} {what}{took}{count}"
 
     def on_event(entry: Any) -> None:
         event = entry.dagster_event
@@ -232,16 +253,17 @@ def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callab
             return
         kind = event.event_type_value
         if kind == "STEP_START":
-            _say(progress, f"step {event.step_key} started")
+            started[event.step_key] = entry.timestamp
+            log.info("step %s started", event.step_key)
         elif kind == "STEP_SUCCESS":
-            _say(progress, f"step {event.step_key} done")
+            _say(progress, finished(event.step_key, "done", entry.timestamp))
         elif kind == "STEP_FAILURE":
             summary["failed"].append(event.step_key)
             error = getattr(event.step_failure_data, "error", None)
             message = (getattr(error, "message", "") or "").strip()
             if message:
                 summary["reasons"][event.step_key] = message.splitlines()[0]
-            _say(progress, f"step {event.step_key} FAILED")
+            _say(progress, finished(event.step_key, "FAILED", entry.timestamp))
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
@@ -255,8 +277,21 @@ def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callab
             key = materialization.asset_key
             metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
             summary["materialized"][key] = metadata
+            assets[event.step_key] = assets.get(event.step_key, 0) + 1
+            count = _row_count(metadata)
+            if count is not None:
+                rows[event.step_key] = rows.get(event.step_key, 0) + count
 
     return on_event
+
+
+def _row_count(metadata: dict[str, Any]) -> int | None:
+    """The rows an asset materialised, if its metadata says (ingest and dbt name it apart)."""
+    for name in ("rows_loaded", "rows_ingested", "dagster/row_count"):
+        value = metadata.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
 def _rows_ingested(materialized: dict[dg.AssetKey, dict[str, Any]]) -> dict[str, int]:
@@ -264,10 +299,9 @@ def _rows_ingested(materialized: dict[dg.AssetKey, dict[str, Any]]) -> dict[str,
     for key, metadata in sorted(materialized.items(), key=lambda kv: kv[0].to_user_string()):
         if key.path[0] not in INGEST_PREFIXES:
             continue
-        for name in ("rows_loaded", "rows_ingested", "dagster/row_count"):
-            if isinstance(metadata.get(name), int):
-                out["/".join(key.path)] = metadata[name]
-                break
+        count = _row_count(metadata)
+        if count is not None:
+            out["/".join(key.path)] = count
     return out
 
 

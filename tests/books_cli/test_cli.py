@@ -38,6 +38,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {**os.environ, **values}
 
 
+def with_local_crm(env: dict[str, str]) -> None:
+    """`books run` checks that the local CRM exists before it starts (tests with a fake runner)."""
+    Path(env["BOOKS_CRM_DB"]).touch()
+
+
 def books(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "books_cli.main", *args],
@@ -175,6 +180,7 @@ def test_run_passes_arguments_to_the_runner(
         seen["env_warehouse"] = os.environ["BOOKS_WAREHOUSE"]
         return Summary()
 
+    with_local_crm(env)
     monkeypatch.setattr(cli, "_import", lambda *_: fake_run_cycle)
     assert cli.main(["run", "--as-of", "2025-01-06", "--dry-run", "-q"]) == 0
     assert seen["as_of"].isoformat() == "2025-01-06"
@@ -194,6 +200,7 @@ def test_a_busy_pool_is_one_line(
     def fake_run_cycle(**_: Any) -> None:
         raise PoolBusyError("pool duckdb_writer held by run r1 (step salesforce_raw): waited 0s")
 
+    with_local_crm(env)
     monkeypatch.setattr(cli, "_import", lambda *_: fake_run_cycle)
     assert cli.main(["run", "--as-of", "2025-01-06", "-q"]) == 2
     err = capsys.readouterr().err
@@ -215,15 +222,20 @@ def test_help_starts_fast_without_heavy_imports() -> None:
 def test_progress_printer_throttles_and_formats() -> None:
     stream = io.StringIO()
     progress = ProgressPrinter(stream, min_interval=60)
-    progress("accounts", 1, 4)
-    progress("accounts", 2, 4)  # throttled
+    progress("accounts", 1, 4)  # a short stage: only its end shows
+    progress("accounts", 2, 4)
     progress("accounts", 4, 4)  # the final update always shows
     progress("done")
     lines = stream.getvalue().splitlines()
-    assert [line.split("] ", 1)[1] for line in lines] == [
-        "accounts 1/4 (25%)",
-        "accounts 4/4 (100%)",
-        "done",
+    assert [line.split("] ", 1)[1] for line in lines] == ["accounts 4/4 (100%)", "done"]
+    every = io.StringIO()
+    progress = ProgressPrinter(every, min_interval=0)  # a long stage: a line per interval
+    for done in range(1, 4):
+        progress("contacts", done, 3)
+    assert [line.split("] ", 1)[1] for line in every.getvalue().splitlines()] == [
+        "contacts 1/3 (33%)",
+        "contacts 2/3 (67%)",
+        "contacts 3/3 (100%)",
     ]
     quiet = io.StringIO()
     ProgressPrinter(quiet, quiet=True)("x")
@@ -288,6 +300,7 @@ def test_a_cycle_holding_the_warehouse_is_a_one_line_error(
 ) -> None:
     from warehouse.lease import acquire
 
+    with_local_crm(env)
     with acquire(env["BOOKS_WAREHOUSE"], "books cycle other-run"):
         code = cli.main(["run", "--as-of", "2025-06-02", "-q"])
     err = capsys.readouterr().err

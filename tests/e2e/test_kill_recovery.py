@@ -141,7 +141,8 @@ def test_a_killed_run_is_finished_by_the_next_run_of_the_same_date(
 ) -> None:
     step, slow = KILL_POINTS[point]
     run = ["run", "--as-of", AS_OF.isoformat(), "--override-guard"]
-    _kill_when_started(_books(*run, slow=slow), world, step)
+    # -v: the console shows the detail, where each step's start is logged.
+    _kill_when_started(_books(*run, "-v", slow=slow), world, step)
 
     try:
         again = subprocess.run(
