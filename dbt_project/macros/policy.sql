@@ -4,6 +4,11 @@
     environment variable reparses only the models that read it. -#}
 
 {% macro policy() -%}
+    {#- A unit test's `overrides: vars: policy:` wins: it tests a rule under its own policy. -#}
+    {%- set given = var('policy', none) -%}
+    {%- if given is not none -%}
+        {{ return(given) }}
+    {%- endif -%}
     {%- set raw = env_var('BOOKS_DBT_POLICY', '') -%}
     {%- if raw == '' -%}
         {{ exceptions.raise_compiler_error(
