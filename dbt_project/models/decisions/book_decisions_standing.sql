@@ -1,15 +1,14 @@
 {#- The recorded decisions that stand, as this run sees them while it builds (before its
     write-back): what the outcome marts count. A decision stands when
-      outcome     its outcome is applied or unchanged (it reached the CRM, or the CRM already
-                  held it) or recorded (nothing to write: a manual change, a flag);
-      this_run    it is a pending decision of the attempt now running (this run's
-                  dec_run_decisions): the write-back sends it right after the build;
-      seen_in_crm it is a pending owner move of an earlier, killed attempt of a run whose
-                  result the CRM, as read this run, already shows (the account's owner is the
-                  decision's new owner): its write landed, and the write-back confirms it.
+      outcome   its outcome is applied or unchanged (it reached the CRM, or the CRM already held
+                it) or recorded (nothing to write: a manual change, a flag);
+      this_run  it is a pending decision of the attempt now running (this run's
+                dec_run_decisions): the write-back sends it right after the build.
+    A killed attempt's writes that reached the CRM are confirmed applied before the build (the
+    ingest step finishes what a killed writer left sending or acked), so they count too.
     Superseded decisions (a re-run decided again and dropped them), held ones (a guard or a
     conflict kept them back) and failed ones (the CRM refused them) did not change the CRM and
-    do not stand; nor does a pending decision of an earlier attempt the CRM does not show (the
+    do not stand; nor does a killed attempt's pending decision that no write carried (the
     write-back marks it superseded). -#}
 {{ config(materialized='view') }}
 with
@@ -20,10 +19,6 @@ outcomes as (
 
 run_decisions as (
     select * from {{ ref('dec_run_decisions') }}
-),
-
-accounts as (
-    select * from {{ ref('int_accounts_classified') }}
 ),
 
 this_run as (
@@ -40,19 +35,6 @@ this_run as (
             and outcomes.to_state is not distinct from run_decisions.to_state
             and outcomes.reason is not distinct from run_decisions.reason
     where outcomes.outcome = 'pending'
-),
-
-seen_in_crm as (
-    select outcomes.decision_id
-    from outcomes
-    inner join accounts
-        on
-            outcomes.account_id = accounts.account_id
-            and outcomes.to_owner_id = accounts.owner_id
-    where
-        outcomes.outcome = 'pending'
-        and outcomes.lead_id is null
-        and outcomes.from_owner_id is distinct from outcomes.to_owner_id
 ),
 
 final as (
@@ -76,15 +58,12 @@ final as (
         outcomes.outcome_recorded_at,
         case
             when outcomes.outcome in ('applied', 'unchanged', 'recorded') then 'outcome'
-            when outcomes.decision_id in (select this_run.decision_id from this_run)
-                then 'this_run'
-            else 'seen_in_crm'
+            else 'this_run'
         end as stands_because
     from outcomes
     where
         outcomes.outcome in ('applied', 'unchanged', 'recorded')
         or outcomes.decision_id in (select this_run.decision_id from this_run)
-        or outcomes.decision_id in (select seen_in_crm.decision_id from seen_in_crm)
 )
 
 select * from final
