@@ -20,7 +20,12 @@ from orchestration.cycle import (
 )
 from orchestration.resources import WarehouseResource
 from warehouse.lease import connect_warehouse
-from warehouse.run_context import RunContext, read_run_context, write_run_context
+from warehouse.run_context import (
+    RunContext,
+    ensure_run_context_tables,
+    read_run_context,
+    write_run_context,
+)
 
 # The asset group of the run context and of the dbt models that transform (dbt_assets.py).
 GROUP_TRANSFORM = "transform"
@@ -51,6 +56,7 @@ def store_run_context(warehouse: str, wanted: RunContext) -> bool:
     date, never the previous run's.
     """
     with connect_warehouse(warehouse) as con:
+        ensure_run_context_tables(con)  # and the other ops tables dbt reads
         if read_run_context(con) == wanted:
             return False
         write_run_context(

@@ -78,18 +78,22 @@ def _story(con: duckdb.DuckDBPyConnection, account_id: str) -> list[str]:
         "",
         "Decisions:",
     ]
+    # Each decision with what became of it in the CRM: a killed run's re-run may have
+    # superseded it, a guard held it, the CRM refused it.
     decisions = _rows(
         con,
-        "select * from decisions.book_decisions where account_id = ? "
-        "order by as_of_date, run_id, decision_kind",
+        "select decision.*, outcome.outcome from decisions.book_decisions as decision "
+        "left join decisions.book_decision_outcomes as outcome using (decision_id) "
+        "where decision.account_id = ? "
+        "order by decision.as_of_date, decision.run_id, decision.decision_kind",
         [account_id],
     )
     for decision in decisions:
         lines.append(
             f"  {decision['as_of_date']}  {decision['decision_kind']:<15} "
             f"{decision['from_owner_id']} -> {decision['to_owner_id']} "
-            f"({decision['from_state']} -> {decision['to_state']}), reason {decision['reason']}: "
-            f"{decision['rule']}"
+            f"({decision['from_state']} -> {decision['to_state']}), reason {decision['reason']}, "
+            f"outcome {decision['outcome'] or 'pending'}: {decision['rule']}"
         )
     if not decisions:
         lines.append("  none")

@@ -1,4 +1,5 @@
-"""The run's parameters as data: `ops.run_context` (one row) and `ops.run_cycle_ids`.
+"""The run's parameters as data: `ops.run_context` (one row) and `ops.run_cycle_ids`; and the
+place that makes sure every ops table dbt reads exists before dbt runs.
 
 Why tables and not dbt vars: dbt throws its partial parse away whenever `--vars` change, and
 the as-of date and run id change every cycle (a full reparse costs seconds per cycle). Python
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 
 import duckdb
+
+from reverse_etl import outcomes
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +53,12 @@ class RunContext:
 
 
 def ensure_run_context_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create schema ops and both tables if missing (empty), so dbt can always read them."""
+    """Create schema ops and the ops tables dbt reads if missing (empty), so dbt can always
+    read them: both run context tables and the write-back's decision outcome log (its one DDL
+    is in reverse_etl/outcomes.py; dbt's staging view over it needs the table to exist)."""
     for statement in _DDL:
         con.execute(statement)
+    outcomes.ensure(con)
 
 
 def write_run_context(

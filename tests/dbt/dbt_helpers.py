@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from policy import DBT_POLICY_ENV, load_policy, policy_dbt_env, to_dbt_vars
+from warehouse.run_context import ensure_run_context_tables
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -33,6 +35,8 @@ def run_dbt(
 ) -> dbtRunnerResult:
     """Invoke dbt in-process against `warehouse`, with target/log paths under `work_dir`."""
     os.environ["BOOKS_WAREHOUSE"] = str(warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        ensure_run_context_tables(con)  # the ops tables dbt reads, as a cycle makes them
     return dbtRunner().invoke(_cli_args(args, dbt_vars, work_dir))
 
 

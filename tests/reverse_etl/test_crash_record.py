@@ -11,7 +11,14 @@ side (`decisions.book_decision_outcomes` against the CRM's AccountHistory):
   one such change (none is marked applied that did not reach the CRM);
 - the latest applied decision of each account and lead is what the CRM holds;
 - once a run has finished, none of its decisions is left pending or held by a guard (every run
-  here is overridden).
+  here is overridden);
+- the explanations tell the story of the decisions that stand: an account is shown chosen for a
+  rep in a run (`decisions.run_candidates`) exactly when that run's applied decision gave it to
+  that rep, and each rep's book after the latest run (`decisions.run_rep_capacity`) is the book
+  the CRM holds;
+- the marts count only decisions that stand: each distribution batch
+  (`marts.distribution_cohorts`) has as many accounts as its run's applied distributions, and no
+  owner change dynamic-books made is flagged as made outside the rules (`marts.hoarding_flags`).
 """
 
 from __future__ import annotations
@@ -45,12 +52,17 @@ ACCOUNTS = 300
 REPS = 4
 SEED = 23
 INTEGRATION = "integration@books.local"
-# Kill points (writer event, n-th time). Launch day writes ~100 Account changes, one
-# Collections batch; day 16 retrieves most books (~250 changes, two batches), and a kill between
-# them leaves the CRM half written, so the re-run decides again on other pool loads.
+# Kill points (writer event, n-th time), one list per kill of that date: the seeded random
+# generator picks one of each list (or, sometimes, the n-th ledger commit). Launch day writes
+# ~100 Account changes, one Collections batch; day 16 retrieves most books (~250 changes, two
+# batches), and a kill between them leaves the CRM half written, so the re-run decides again on
+# other pool loads; that re-run is killed too, before or after its first batch.
 KILLS = {
-    0: [("collection_before_call", 1), ("collection_after_ack", 1), ("collection_after_ack", 2)],
-    16: [("collection_after_ack", 1), ("collection_before_call", 2)],
+    0: [[("collection_before_call", 1), ("collection_after_ack", 1), ("collection_after_ack", 2)]],
+    16: [
+        [("collection_after_ack", 1), ("collection_before_call", 2)],
+        [("collection_before_call", 1), ("collection_after_ack", 1)],
+    ],
 }
 
 
@@ -153,6 +165,76 @@ def _decisions(warehouse: Path) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def _crm_books(crm_db: Path) -> Counter[str]:
+    """Each owner's book in the CRM: accounts it owns that are working or stale."""
+    with sqlite3.connect(f"file:{crm_db}?mode=ro", uri=True) as con:
+        rows = con.execute(
+            'SELECT "OwnerId" FROM "Account" WHERE "Book_Status__c" IN (\'working\', \'stale\')'
+        ).fetchall()
+    return Counter(owner for (owner,) in rows)
+
+
+def _query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def check_explanations(paths: Any, decisions: list[dict[str, Any]], where: str) -> None:
+    """run_candidates shows an account chosen for a rep exactly when an applied decision of
+    that run gave it to that rep; run_rep_capacity's book after the latest run is the CRM's."""
+    given = {
+        (d["run_id"], d["account_id"], d["to_owner_id"])
+        for d in decisions
+        if d["outcome"] == "applied" and d["decision_kind"] in ("distribute", "signal_route")
+    }
+    chosen = set(
+        _query(
+            paths.warehouse,
+            "select run_id, account_id, to_owner_id from decisions.run_candidates where is_chosen",
+        )
+    )
+    assert chosen == given, (
+        f"{where}: candidates shown chosen without an applied decision: "
+        f"{sorted(chosen - given)[:5]}; applied gifts not shown chosen: {sorted(given - chosen)[:5]}"
+    )
+    books = _crm_books(paths.crm_db)
+    latest = _query(
+        paths.warehouse,
+        "select rep_id, book_after from decisions.run_rep_capacity "
+        "where as_of_date = (select max(as_of_date) from decisions.run_rep_capacity)",
+    )
+    wrong = {rep: (after, books.get(rep, 0)) for rep, after in latest if after != books.get(rep, 0)}
+    assert not wrong, f"{where}: rep book after the run (explained, CRM): {wrong}"
+
+
+def check_marts(paths: Any, decisions: list[dict[str, Any]], where: str) -> None:
+    """The outcome marts count the decisions that stand, not those a re-run superseded."""
+    given: Counter[str] = Counter()
+    for run_id, _account in {
+        (d["run_id"], d["account_id"])
+        for d in decisions
+        if d["outcome"] == "applied"
+        and d["decision_kind"] in ("distribute", "signal_route", "swap")
+    }:
+        given[run_id] += 1
+    batches = dict(
+        _query(
+            paths.warehouse,
+            "select batch_run_id, accounts_distributed from marts.distribution_cohorts",
+        )
+    )
+    assert batches == dict(given), f"{where}: distribution batches {batches} vs applied {given}"
+    with sqlite3.connect(f"file:{paths.crm_db}?mode=ro", uri=True) as con:
+        actor = con.execute('SELECT "Id" FROM "User" WHERE "Username" = ?',
+                            (INTEGRATION,)).fetchone()[0]  # fmt: skip
+    flagged = _query(
+        paths.warehouse,
+        "select detail from marts.hoarding_flags "
+        f"where flag_kind = 'owner_change_outside_rules' and detail like '% by {actor}'",
+    )
+    assert not flagged, f"{where}: dynamic-books' own changes flagged: {flagged[:3]}"
+
+
 def check_record(paths: Any, where: str) -> Counter[str]:
     """The three promises of the decision record; returns outcomes by count."""
     decisions = _decisions(paths.warehouse)
@@ -187,6 +269,8 @@ def check_record(paths: Any, where: str) -> Counter[str]:
         if d["outcome"] == "pending" or d["outcome_code"] in ("BOOK_SHARE_GUARD", "PLAN_BLOCKED")
     ]  # fmt: skip
     assert not waiting, f"{where}: {len(waiting)} decisions left waiting, e.g. {waiting[:3]}"
+    check_explanations(paths, decisions, where)
+    check_marts(paths, decisions, where)
     return Counter(d["outcome"] for d in decisions)
 
 
@@ -197,17 +281,18 @@ def test_the_decision_record_matches_the_crm_after_kills_and_reruns(
     store = CrmStore(paths.crm_db)
     rng = random.Random(SEED)
     kills = []
-    for offset, events in KILLS.items():
+    for offset, kill_points in KILLS.items():
         day = AS_OF + timedelta(days=offset)
-        with monkeypatch.context() as patch:
-            where = _killer(patch, rng, events)
-            _at(store, day, 0)
-            try:
-                killed = not _cycle(paths, day).success
-            except Killed:
-                killed = True
-        kills.append((day, where, killed))
-        _at(store, day, 10)
+        for attempt, events in enumerate(kill_points):
+            with monkeypatch.context() as patch:
+                where = _killer(patch, rng, events)
+                _at(store, day, attempt * 10)
+                try:
+                    killed = not _cycle(paths, day).success
+                except Killed:
+                    killed = True
+            kills.append((day, where, killed))
+        _at(store, day, len(kill_points) * 10)
         again = _cycle(paths, day)
         assert again.success, again.render()
         figures = ("applied", "fixed_by_retry", "still_failing", "conflicts", "held")

@@ -16,3 +16,13 @@
 {% macro capacity_fit_count(owned, in_market, fit_capacity, intent_capacity) -%}
     {{ owned }} - {{ capacity_intent_count(owned, in_market, fit_capacity, intent_capacity) }}
 {%- endmacro %}
+
+{#- The count of a book's accounts in slots of `slot_kind` ('fit' or 'intent', a column), for a
+    book of `owned` accounts of which `in_market` are in market. -#}
+{% macro capacity_slot_count(slot_kind, owned, in_market, fit_capacity, intent_capacity) -%}
+    case
+        when {{ slot_kind }} = 'intent'
+            then {{ capacity_intent_count(owned, in_market, fit_capacity, intent_capacity) }}
+        else {{ capacity_fit_count(owned, in_market, fit_capacity, intent_capacity) }}
+    end
+{%- endmacro %}

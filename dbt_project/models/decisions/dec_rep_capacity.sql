@@ -88,24 +88,12 @@ counts_after as (
     select
         reps.rep_id,
         reps.slot_kind,
-        case
-            when reps.slot_kind = 'intent'
-                then {{ capacity_intent_count(
-                    'targets.owned_before', 'targets.in_market_before',
-                    'targets.fit_capacity', 'targets.intent_capacity') }}
-            else {{ capacity_fit_count(
-                'targets.owned_before', 'targets.in_market_before',
-                'targets.fit_capacity', 'targets.intent_capacity') }}
-        end as count_before,
-        case
-            when reps.slot_kind = 'intent'
-                then {{ capacity_intent_count(
-                    'targets.owned_after', 'targets.in_market_after',
-                    'targets.fit_capacity', 'targets.intent_capacity') }}
-            else {{ capacity_fit_count(
-                'targets.owned_after', 'targets.in_market_after',
-                'targets.fit_capacity', 'targets.intent_capacity') }}
-        end as count_after
+        {%- for phase in ['before', 'after'] %}
+        {{ capacity_slot_count(
+            'reps.slot_kind', 'targets.owned_' ~ phase, 'targets.in_market_' ~ phase,
+            'targets.fit_capacity', 'targets.intent_capacity') }} as count_{{ phase }}
+        {%- if not loop.last %},{% endif %}
+        {%- endfor %}
     from reps
     inner join targets
         on reps.rep_id = targets.rep_id

@@ -126,13 +126,9 @@ capacities as (
 counted as (
     select
         *,
-        case
-            when slot_kind = 'intent'
-                then {{ capacity_intent_count(
-                    'owned_count', 'owned_in_market_count', 'fit_capacity', 'intent_capacity') }}
-            else {{ capacity_fit_count(
-                'owned_count', 'owned_in_market_count', 'fit_capacity', 'intent_capacity') }}
-        end as current_count
+        {{ capacity_slot_count(
+            'slot_kind', 'owned_count', 'owned_in_market_count', 'fit_capacity',
+            'intent_capacity') }} as current_count
     from capacities
 ),
 

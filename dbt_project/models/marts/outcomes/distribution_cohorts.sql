@@ -1,6 +1,7 @@
 {#- Public (R14): what each distribution batch became. Grain: one row per batch = one run
     (batch_run_id) that handed accounts to reps (decision kinds distribute, signal_route,
-    swap). For N in 7/14/30: touched_Nd = accounts with a meaningful touch by the receiving rep
+    swap) that stand (book_decisions_standing: applied, or this run's own; a gift a re-run
+    superseded, or one held or failed, never reached the rep). For N in 7/14/30: touched_Nd = accounts with a meaningful touch by the receiving rep
     0..N days after the distribution date; converted_Nd = accounts with an opportunity created
     0..N days after it. A share is null until the batch is N days old on the as-of date
     (is_complete_Nd), so young batches are not read as failures. -#}
@@ -8,7 +9,7 @@
 with
 
 book_decisions as (
-    select * from {{ ref('book_decisions') }}
+    select * from {{ ref('book_decisions_standing') }}
 ),
 
 activities as (

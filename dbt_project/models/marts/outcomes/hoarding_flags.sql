@@ -3,9 +3,10 @@
         var('hoarding_min_close_date_pushes', 3) times, on an account with no meaningful touch
         within the working window.
       owner_change_outside_rules: an AccountHistory OwnerId change, on or after the first
-        recorded decision (the rules were not in force before), with no book_decisions row
-        giving that account to that new owner on the change date or up to
-        var('hoarding_owner_change_lag_days', 7) days before it (write-back lag).
+        recorded decision (the rules were not in force before), with no decision that stands
+        (book_decisions_standing) giving that account to that new owner on the change date or
+        up to var('hoarding_owner_change_lag_days', 7) days before it (write-back lag): a
+        superseded, held or failed decision never changed the owner, so it explains nothing.
       big_book_untouched: a rep holding more working + stale accounts than the role's
         target_size while some of them are stale (not worked). -#}
 {%- set window = policy_number('lifecycle.working_window_days') -%}
@@ -26,7 +27,7 @@ account_history as (
 ),
 
 book_decisions as (
-    select * from {{ ref('book_decisions') }}
+    select * from {{ ref('book_decisions_standing') }}
 ),
 
 reps as (

@@ -1,11 +1,12 @@
 {#- Public (R14): returns by rep and day for the managers' daily review. Grain: one row per
     (return date = as-of date of the run that applied it, rep who returned, return reason),
-    from the append-only book_decisions history (accepted returns only; an account counted
-    once per day even if several runs of that day recorded it). -#}
+    from the returns that stand (book_decisions_standing: applied, or this run's own; a return
+    a re-run superseded, or one held or failed, did not move the account), accepted returns
+    only; an account counted once per day even if several runs of that day recorded it. -#}
 with
 
 book_decisions as (
-    select * from {{ ref('book_decisions') }}
+    select * from {{ ref('book_decisions_standing') }}
 ),
 
 users as (

@@ -1,7 +1,6 @@
 {#- The write-back's decision outcome log (ops.decision_outcomes, append-only): one row each time
     a decision's outcome changed. A view, so it shows outcomes the write-back records after the
     build. -#}
-{{ config(pre_hook=ensure_decision_outcomes()) }}
 with
 
 outcome_log as (
