@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def twin_from_warehouse(warehouse: Path, target: Path) -> TwinSummary:
     """Copy the CRM as the warehouse last read it into a new local CRM file, ids unchanged.
 
     Reads only the warehouse (`raw_salesforce`, latest version of each id; deleted rows stay
-    deleted); never connects to a CRM. The twin's clock is the warehouse's last as-of date.
+    deleted); never connects to a CRM. The twin's clock: `_warehouse_clock`.
     """
     if not Path(warehouse).exists():
         raise TwinError(f"no warehouse at {warehouse}; run `books run` first")
@@ -84,7 +84,7 @@ def twin_from_warehouse(warehouse: Path, target: Path) -> TwinSummary:
             raise TwinError(f"{warehouse} has no {RAW_SCHEMA}.account table; run `books run`")
         clock = _warehouse_clock(con)
         store = CrmStore(target)
-        store.clock.set(datetime.combine(clock, time(), tzinfo=UTC))
+        store.clock.set(clock)
         rows: dict[str, int] = {}
         with store.bulk_session():
             for spec in object_specs().values():
@@ -95,21 +95,24 @@ def twin_from_warehouse(warehouse: Path, target: Path) -> TwinSummary:
     for name, n in rows.items():
         _advance_id_counter(store, name, n)
     ensure_default_credentials(store)
-    return TwinSummary(Path(target), clock, rows)
+    return TwinSummary(Path(target), clock.date(), rows)
 
 
-def _warehouse_clock(con: duckdb.DuckDBPyConnection) -> date:
-    """The newest as-of date a cycle ran for, else the day after the newest account change."""
-    try:
-        row = con.execute("select max(as_of_date) from ops.run_context").fetchone()
-        if row and row[0]:
-            return row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0])[:10])
-    except duckdb.Error:
-        pass
+def _warehouse_clock(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The later of the newest account change the warehouse read and the start of the last
+    as-of date a cycle ran for: the twin's "now" is never before what it holds."""
     stamp = con.execute(f"select max(system_modstamp) from {RAW_SCHEMA}.account").fetchone()[0]
     if stamp is None:
         raise TwinError("the warehouse's raw accounts hold no SystemModstamp")
-    return stamp.astimezone(UTC).date() + timedelta(days=1)
+    moments = [stamp.astimezone(UTC)]
+    try:
+        row = con.execute("select max(as_of_date) from ops.run_context").fetchone()
+    except duckdb.Error:
+        row = None
+    if row and row[0]:
+        as_of = row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0])[:10])
+        moments.append(datetime.combine(as_of, time(), tzinfo=UTC))
+    return max(moments)
 
 
 def _latest_rows(
