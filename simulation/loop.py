@@ -127,14 +127,18 @@ def run_static_arm(
     reference: Reference,
     start: date,
     days: int,
+    *,
+    assign: bool = True,
 ) -> ArmRun:
     """Static territories: assigned once (the day before the start), never retrieved or
-    refilled; the same behaviour acts every day and no cycle runs."""
+    refilled; the same behaviour acts every day and no cycle runs. `assign=False` keeps the
+    twin's owners as they are (the frozen world the calibration is checked against)."""
     result = ArmRun(name, None, [], [], Timings())
     began = time.monotonic()
-    set_clock(crm_db, start - timedelta(days=1), EVENING)
-    with twin_api(crm_db) as api:
-        assign_static(api, reference)
+    if assign:
+        set_clock(crm_db, start - timedelta(days=1), EVENING)
+        with twin_api(crm_db) as api:
+            assign_static(api, reference)
     for i in range(days):
         day = start + timedelta(days=i)
         set_clock(crm_db, day, MORNING)
