@@ -33,6 +33,7 @@ from simulation.arms import Reference, assign_static
 from simulation.behaviour import Behaviour, Calibration, DayActions
 from simulation.cadence import fire_times
 from simulation.crm_api import twin_api
+from simulation.invariants import InvariantViolation, check_books, read_books
 from simulation.kpis import read_snapshot, weekly_kpis
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,11 @@ def _cycle(
     result: ArmRun,
     say: Say,
 ) -> None:
+    """One production cycle, with the invariants checked on the twin around it."""
     from orchestration.runner import run_cycle
+
+    policy = load_policy(paths.policy)
+    before = read_books(paths.crm_db, policy)
 
     steps: dict[str, float] = {}
 
@@ -231,6 +236,9 @@ def _cycle(
             f"arm {arm}, {day}: the {mode} cycle failed: "
             + "; ".join(f"{k}: {v}" for k, v in summary.failure_reasons.items())
         )
+    violations = check_books(day, before, read_books(paths.crm_db, policy))
+    if violations:
+        raise InvariantViolation(arm, violations)
 
 
 def _start_cursors(paths: BooksPaths) -> dict[str, ModstampCursor]:
