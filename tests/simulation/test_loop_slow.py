@@ -50,3 +50,29 @@ def test_a_15_day_working_window_retrieves_more_than_a_90_day_one(
     assert short > long
     assert all(arm.timings.cycle_count == {"retrieval": 1} for arm in sim.arms)
     assert CrmStore(small_twin).content_hash() == before  # arms write to their own copies
+
+
+def test_reps_who_never_touch_anything_get_more_retrieved(small_twin, hand_reference, tmp_path):
+    """Three Mondays of retrieval with a 15-day window: idle reps lose more accounts to the
+    pool than reps working by the model, on the same world."""
+    from simulation.params import load_params as params_with
+
+    policy = _policy(tmp_path, "w15", 15)
+    con = CrmStore(small_twin).connect()
+    names = [r[0] for r in con.execute(
+        "select \"Username\" from \"User\" where \"Book_Role__c\" in ('SDR', 'BDR')")]  # fmt: skip
+    con.close()
+    reps = params_with().reps.model_dump()
+    idle = params_with(reps={**reps, "overrides": {n: {"style": "idle"} for n in names}})
+    retrieved = {}
+    for name, params in (("working", params_with()), ("idle", idle)):
+        sim = simulate(
+            small_twin, [Arm(name, policy)], tmp_path / name, days=15, params=params,
+            reference_policy=policy, reference=hand_reference,
+        )  # fmt: skip
+        retrieved[name] = _decisions(tmp_path / name / name / "warehouse.duckdb", "retrieve")
+        assert sim.arms[0].timings.cycle_count == {"retrieval": 3}
+        week_two = {r[3]: r[4] for r in sim.arms[0].rows if r[0] == 2}
+        retrieved[f"{name}_coverage"] = week_two["ab_worked_30d_share"]
+    assert retrieved["idle"] > retrieved["working"]
+    assert retrieved["idle_coverage"] < retrieved["working_coverage"]
