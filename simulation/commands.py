@@ -87,7 +87,7 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
     from policy.paths import resolve_paths
     from simulation.lab import arms_for, simulate
     from simulation.params import BehaviourError, load_params
-    from simulation.results import comparison_table, save
+    from simulation.results import capacity_table, comparison_table, save
 
     paths = resolve_paths()
     twin = Path(args.twin).resolve() if args.twin else paths.crm_db.parent / "twin.sqlite"
@@ -110,7 +110,7 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
         days=days, params=params, reference_policy=policies[0], say=say,
     )  # fmt: skip
     save(sim, paths.warehouse)
-    lines = [comparison_table(sim)]
+    lines = [comparison_table(sim), capacity_table(sim)]
     for arm in sim.arms:
         t = arm.timings
         per_minute = days / (arm.wall_seconds / 60) if arm.wall_seconds else float("inf")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from local_crm.db import CrmStore
+from policy import load_policy
 from simulation.arms import Arm, Reference, arm_paths, build_reference
 from simulation.behaviour import Behaviour, Calibration, calibrate
+from simulation.capacity import capacity_advice
 from simulation.crm_api import twin_api
 from simulation.loop import ArmRun, run_policy_arm, run_static_arm
 from simulation.params import BehaviourParams
@@ -73,14 +75,18 @@ def simulate(
         if arm.policy is None:
             crm_db = workdir / arm.name / "crm.sqlite"
             copy_twin(twin, crm_db)
-            runs.append(run_static_arm(arm.name, crm_db, behaviour, calibration, reference,
-                                       start, days))  # fmt: skip
+            run = run_static_arm(arm.name, crm_db, behaviour, calibration, reference, start, days)
         else:
             paths = arm_paths(workdir, arm.name, arm.policy, landing)
-            copy_twin(twin, paths.crm_db)
-            runs.append(
-                run_policy_arm(arm.name, paths, behaviour, calibration, reference, start, days, say)
+            crm_db = paths.crm_db
+            copy_twin(twin, crm_db)
+            run = run_policy_arm(
+                arm.name, paths, behaviour, calibration, reference, start, days, say
             )
+        run.capacity = capacity_advice(crm_db, start, start + timedelta(days=days - 1))
+        design = load_policy(arm.policy or reference_policy).books.roles
+        run.targets = {role: book.target_size for role, book in design.items()}
+        runs.append(run)
     return Simulation(sim_id, start, days, params.seed, behaviour_hash, twin_hash, runs, policies)
 
 

@@ -32,6 +32,7 @@ from policy import BooksPaths, Policy, load_policy, policy_version
 from simulation.arms import Reference, assign_static
 from simulation.behaviour import Behaviour, Calibration, DayActions
 from simulation.cadence import fire_times
+from simulation.capacity import CapacityAdvice
 from simulation.crm_api import twin_api
 from simulation.invariants import InvariantViolation, check_books, read_books
 from simulation.kpis import read_snapshot, weekly_kpis
@@ -71,6 +72,8 @@ class ArmRun:
     actions: list[DayActions]
     timings: Timings
     wall_seconds: float = 0.0
+    capacity: list[CapacityAdvice] = field(default_factory=list)
+    targets: dict[str, int] = field(default_factory=dict)  # role -> target_size of the policy
 
 
 def set_clock(crm_db: Path, day: date, at: clock_time) -> None:

@@ -28,6 +28,11 @@ DDL = (
     """create table if not exists simulation.weekly_kpis (
         simulation_id varchar, arm varchar, week integer, week_start date, week_end date,
         kpi varchar, value double, primary key (simulation_id, arm, week, kpi))""",
+    """create table if not exists simulation.capacity_advice (
+        simulation_id varchar, arm varchar, role varchar, segment varchar, reps integer,
+        worked_per_30_days double, book_now double, advised_book_size integer,
+        advised_is_lower_bound boolean, target_size integer,
+        primary key (simulation_id, arm, role, segment))""",
 )
 
 
@@ -71,7 +76,7 @@ def save(sim: Simulation, warehouse: Path, wait_seconds: float = 60.0) -> None:
             for statement in DDL:
                 con.execute(statement)
             con.execute("begin")
-            for table in ("runs", "weekly_kpis"):
+            for table in ("runs", "weekly_kpis", "capacity_advice"):
                 con.execute(
                     f"delete from simulation.{table} where simulation_id = ?", [sim.simulation_id]
                 )
@@ -83,7 +88,35 @@ def save(sim: Simulation, warehouse: Path, wait_seconds: float = 60.0) -> None:
                 con.executemany(
                     "insert into simulation.weekly_kpis values (?, ?, ?, ?, ?, ?, ?)", rows
                 )
+            if advice := capacity_rows(sim):
+                con.executemany(
+                    "insert into simulation.capacity_advice values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    advice,
+                )
             con.execute("commit")
+
+
+def capacity_rows(sim: Simulation) -> list[tuple]:
+    return [
+        (sim.simulation_id, arm.name, c.role, c.segment, c.reps, c.worked_per_30_days,
+         c.book_now, c.advised_book_size, c.lower_bound, arm.targets.get(c.role))
+        for arm in sim.arms
+        for c in arm.capacity
+    ]  # fmt: skip
+
+
+def capacity_table(sim: Simulation) -> str:
+    """Advised book sizes per arm, role and segment beside the policy's target."""
+    lines = ["capacity (book size keeping >= 90% worked in 30 days, from observed throughput):"]
+    for arm in sim.arms:
+        for c in arm.capacity:
+            bound = ">= " if c.lower_bound else ""
+            lines.append(
+                f"  {arm.name:<14} {c.role:<4} {c.segment:<12} {c.reps} reps: advised "
+                f"{bound}{c.advised_book_size} (target {arm.targets.get(c.role, '-')}, "
+                f"worked {c.worked_per_30_days:.0f}/30 days, book {c.book_now:.0f})"
+            )
+    return "\n".join(lines)
 
 
 def _run_row(sim: Simulation, arm: ArmRun) -> tuple:
