@@ -87,6 +87,7 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
     from policy.paths import resolve_paths
     from simulation.lab import arms_for, simulate
     from simulation.params import BehaviourError, load_params
+    from simulation.report import write_report
     from simulation.results import capacity_table, comparison_table, save
 
     paths = resolve_paths()
@@ -110,6 +111,7 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
         days=days, params=params, reference_policy=policies[0], say=say,
     )  # fmt: skip
     save(sim, paths.warehouse)
+    report = write_report(sim, workdir / f"report_{sim.simulation_id}.html")
     lines = [comparison_table(sim), capacity_table(sim)]
     for arm in sim.arms:
         t = arm.timings
@@ -119,6 +121,7 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
                      f"{t.behaviour:.0f}s, KPIs {t.kpis:.0f}s, cycles {cycles}s")  # fmt: skip
     lines.append(f"results: simulation.runs / simulation.weekly_kpis in {paths.warehouse} "
                  f"(simulation_id {sim.simulation_id})")  # fmt: skip
+    lines.append(f"report: {report}")
     return lines
 
 
