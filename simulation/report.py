@@ -62,6 +62,6 @@ def _chart(kpi: str, lines: dict[str, list[tuple[int, float]]]) -> str:
     caption = html.escape(KPI_DESCRIPTIONS.get(key, kpi))
     return (
         f'<figure><img alt="{html.escape(kpi)}" src="data:image/png;base64,{data}" '
-        'onload="this.dataset.rendered = this.naturalWidth > 0">'
+        'onload="this.decode().then(() => {this.dataset.rendered = this.naturalWidth > 0})">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
