@@ -2,16 +2,21 @@
 
 A violation stops the simulation and names the day, the rep or account, and the rule:
 - `book_above_target`: a rep received accounts in a cycle and their book (owned accounts in
-  status working or stale) ended above their role's `target_size`; no route may do that.
+  status working or stale) ended above their role's `target_size`; no route may do that;
+- `moved_without_decision`: the cycle changed an account's owner (an `AccountHistory` row at
+  the cycle's CRM time by the write-back user) that no decision of the run asked for, or
+  changed it twice.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+
+import duckdb
 
 from policy import Policy
 
@@ -78,4 +83,45 @@ def check_books(day: date, before: BookState, after: BookState) -> list[Violatio
             out.append(Violation(day, "book_above_target", rep,
                                  f"book {len(book)} > target {target} after receiving "
                                  f"{len(received)} (e.g. {received[0]})"))  # fmt: skip
+    return out
+
+
+def owner_changes_at(crm_db: Path, moment: datetime, actor: str) -> Counter:
+    """(account, old owner, new owner) of every OwnerId change `actor` made at `moment` (the
+    CRM clock stands still during a simulated cycle, so this is the cycle's writes)."""
+    from local_crm.db import format_datetime
+
+    con = sqlite3.connect(f"file:{crm_db}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            'select "AccountId", "OldValue", "NewValue" from "AccountHistory" '
+            'where "Field" = \'OwnerId\' and "CreatedDate" = ? and "CreatedById" = ?',
+            (format_datetime(moment), actor),
+        ).fetchall()
+    finally:
+        con.close()
+    return Counter(rows)
+
+
+def decided_moves(warehouse: Path, run_id: str) -> set[tuple[str, str, str]]:
+    """(account, from owner, to owner) of the run's decisions that move an account."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select account_id, from_owner_id, to_owner_id from decisions.book_decisions "
+            "where run_id = ? and account_id is not null and from_owner_id is distinct from "
+            "to_owner_id",
+            [run_id],
+        ).fetchall()
+    return {tuple(r) for r in rows}
+
+
+def check_moves(day: date, changes: Counter, decided: set[tuple[str, str, str]]) -> list[Violation]:
+    """Owner changes the run did not decide, or wrote more than once."""
+    out = []
+    for (account, old, new), n in sorted(changes.items()):
+        if (account, old, new) not in decided:
+            out.append(Violation(day, "moved_without_decision", account, f"{old} -> {new}"))
+        elif n > 1:
+            out.append(Violation(day, "moved_without_decision", account,
+                                 f"{old} -> {new} written {n} times"))  # fmt: skip
     return out

@@ -6,7 +6,7 @@ A simulated day D:
   05:00-06:00  the distribution/retrieval schedules firing on D run, in cron order (mode
                `distribution`/`retrieval`, as the Dagster schedules launch them);
   09:00        the market and the reps act (simulation.behaviour);
-  18:00        one tick of each sensor: the signals run for Signal__c rows changed since its
+  18:00, 18:01 one tick of each sensor: the signals run for Signal__c rows changed since its
                cursor, the returns run for accounts with a return request (same queries, cursor
                and run ids as orchestration.cadences).
 The first cycle of an arm is its launch: run with the guard overridden, as `books demo` does.
@@ -34,7 +34,14 @@ from simulation.behaviour import Behaviour, Calibration, DayActions
 from simulation.cadence import fire_times
 from simulation.capacity import CapacityAdvice
 from simulation.crm_api import twin_api
-from simulation.invariants import InvariantViolation, check_books, read_books
+from simulation.invariants import (
+    InvariantViolation,
+    check_books,
+    check_moves,
+    decided_moves,
+    owner_changes_at,
+    read_books,
+)
 from simulation.kpis import read_snapshot, weekly_kpis
 
 log = logging.getLogger(__name__)
@@ -111,8 +118,9 @@ def run_policy_arm(
                 cursors = _start_cursors(paths)
             set_clock(paths.crm_db, day, MORNING)
             result.actions.append(_act(paths, behaviour, day, result.timings))
-            set_clock(paths.crm_db, day, EVENING)
-            for mode, obj, where in SENSORS:
+            for k, (mode, obj, where) in enumerate(SENSORS):
+                # One CRM minute per sensor: each run's writes carry their own time.
+                set_clock(paths.crm_db, day, clock_time(EVENING.hour, k))
                 if getattr(policy.cadences, mode).enabled:
                     cursors[mode] = _sensor_tick(
                         name, paths, instance, mode, obj, where, cursors[mode], result, say
@@ -213,6 +221,7 @@ def _cycle(
 
     policy = load_policy(paths.policy)
     before = read_books(paths.crm_db, policy)
+    moment = CrmStore(paths.crm_db).clock.now()  # the clock stands still during the cycle
 
     steps: dict[str, float] = {}
 
@@ -240,8 +249,18 @@ def _cycle(
             + "; ".join(f"{k}: {v}" for k, v in summary.failure_reasons.items())
         )
     violations = check_books(day, before, read_books(paths.crm_db, policy))
+    changes = owner_changes_at(paths.crm_db, moment, _write_back_user(paths.crm_db, policy))
+    violations += check_moves(day, changes, decided_moves(paths.warehouse, summary.run_id))
     if violations:
         raise InvariantViolation(arm, violations)
+
+
+def _write_back_user(crm_db: Path, policy: Policy) -> str:
+    """The Id of the CRM user the write-back acts as (the policy's first write_back_users)."""
+    name = policy.people.manual_changes.write_back_users[0]
+    with CrmStore(crm_db).connection() as con:
+        row = con.execute('select "Id" from "User" where "Username" = ?', (name,)).fetchone()
+    return row[0] if row else ""
 
 
 def _start_cursors(paths: BooksPaths) -> dict[str, ModstampCursor]:

@@ -37,3 +37,16 @@ def test_an_owned_account_coming_back_into_the_book_is_not_a_route() -> None:
     before = BookState({"a1": "r1", "a2": "r1", "a3": "r1", "a4": "r1"}, books, {"r1": 3})
     after = BookState(before.owners, {"r1": {"a1", "a2", "a3", "a4"}}, {"r1": 3})
     assert check_books(DAY, before, after) == []
+
+
+def test_an_owner_change_no_decision_asked_for_is_named() -> None:
+    from collections import Counter
+
+    from simulation.invariants import check_moves
+
+    decided = {("a1", "r1", "pool"), ("a2", "pool", "r2")}
+    assert check_moves(DAY, Counter({("a1", "r1", "pool"): 1}), decided) == []  # one unapplied
+    [stray] = check_moves(DAY, Counter({("a3", "r1", "r2"): 1}), decided)
+    assert (stray.rule, stray.subject) == ("moved_without_decision", "a3")
+    [twice] = check_moves(DAY, Counter({("a2", "pool", "r2"): 2}), decided)
+    assert "written 2 times" in twice.detail
