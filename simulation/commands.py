@@ -49,6 +49,12 @@ def add_commands(sub: Any, positive: Any, as_date: Any) -> None:
     sim.add_argument("--behaviour", metavar="PATH", help="behaviour parameters (YAML)")
     sim.add_argument("--seed", type=int, help="behaviour seed (beats the file's)")
     sim.add_argument("--no-static", action="store_true", help="leave out the static baseline")
+    sim.add_argument(
+        "--chaos",
+        action="store_true",
+        help="managers move accounts by hand and a rep leaves on day 10 (policy arms); the "
+        "per-cycle invariants still hold",
+    )
     sim.add_argument("--workdir", metavar="DIR", help="arm folders (default data/simulation)")
     sim.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sim.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -85,6 +91,7 @@ def make_twin(args: argparse.Namespace) -> list[str]:
 
 def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list[str]:
     from policy.paths import resolve_paths
+    from simulation.chaos import ChaosPlan
     from simulation.lab import arms_for, simulate
     from simulation.params import BehaviourError, load_params
     from simulation.report import write_report
@@ -109,6 +116,7 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
     sim = simulate(
         twin, arms_for(policies, static=not args.no_static), workdir / _stamp(twin, days),
         days=days, params=params, reference_policy=policies[0], say=say,
+        chaos=ChaosPlan() if args.chaos else None,
     )  # fmt: skip
     save(sim, paths.warehouse)
     report = write_report(sim, workdir / f"report_{sim.simulation_id}.html")

@@ -17,6 +17,7 @@ from policy import load_policy
 from simulation.arms import Arm, Reference, arm_paths, build_reference
 from simulation.behaviour import Behaviour, Calibration, calibrate
 from simulation.capacity import capacity_advice
+from simulation.chaos import ChaosPlan
 from simulation.crm_api import twin_api
 from simulation.loop import ArmRun, run_policy_arm, run_static_arm
 from simulation.params import BehaviourParams
@@ -49,6 +50,7 @@ def simulate(
     start: date | None = None,
     reference: Reference | None = None,
     landing: Path | None = None,
+    chaos: ChaosPlan | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Simulation:
     """Run every arm for `days` days from `start` (default: the twin's clock date)."""
@@ -81,7 +83,7 @@ def simulate(
             crm_db = paths.crm_db
             copy_twin(twin, crm_db)
             run = run_policy_arm(
-                arm.name, paths, behaviour, calibration, reference, start, days, say
+                arm.name, paths, behaviour, calibration, reference, start, days, say, chaos
             )
         run.capacity = capacity_advice(crm_db, start, start + timedelta(days=days - 1))
         design = load_policy(arm.policy or reference_policy).books.roles

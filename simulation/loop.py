@@ -33,6 +33,8 @@ from simulation.arms import Reference, assign_static
 from simulation.behaviour import Behaviour, Calibration, DayActions
 from simulation.cadence import fire_times
 from simulation.capacity import CapacityAdvice
+from simulation.chaos import ChaosDone, ChaosPlan, manager_api
+from simulation.chaos import act as chaos_act
 from simulation.crm_api import twin_api
 from simulation.invariants import (
     InvariantViolation,
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 MORNING = clock_time(9, 0)
+NOON = clock_time(12, 0)
 EVENING = clock_time(18, 0)
 STAMP = "%Y-%m-%dT%H:%M:%S.%f%z"  # a SystemModstamp
 SENSORS = (  # (cadence, object, where): orchestration.cadences.build_cadences' sensors
@@ -80,6 +83,7 @@ class ArmRun:
     timings: Timings
     wall_seconds: float = 0.0
     capacity: list[CapacityAdvice] = field(default_factory=list)
+    chaos: list[ChaosDone] = field(default_factory=list)
     targets: dict[str, int] = field(default_factory=dict)  # role -> target_size of the policy
 
 
@@ -96,8 +100,10 @@ def run_policy_arm(
     start: date,
     days: int,
     say: Say,
+    chaos: ChaosPlan | None = None,
 ) -> ArmRun:
-    """Simulate `days` days from `start` with the production cycle on the arm's cadences."""
+    """Simulate `days` days from `start` with the production cycle on the arm's cadences;
+    with `chaos`, managers' manual moves and a departure happen at noon (simulation.chaos)."""
     policy = load_policy(paths.policy)
     result = ArmRun(name, policy_version(policy), [], [], Timings())
     began = time.monotonic()
@@ -118,6 +124,11 @@ def run_policy_arm(
                 cursors = _start_cursors(paths)
             set_clock(paths.crm_db, day, MORNING)
             result.actions.append(_act(paths, behaviour, day, result.timings))
+            if chaos is not None:
+                set_clock(paths.crm_db, day, NOON)
+                with manager_api(paths.crm_db) as api:
+                    human = chaos_act(api, chaos, behaviour.params.seed, start, day)
+                result.chaos.append(human)
             for k, (mode, obj, where) in enumerate(SENSORS):
                 # One CRM minute per sensor: each run's writes carry their own time.
                 set_clock(paths.crm_db, day, clock_time(EVENING.hour, k))
