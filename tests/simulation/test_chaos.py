@@ -12,7 +12,7 @@ from tests.simulation.conftest import START
 
 def test_managers_move_accounts_within_a_segment_and_a_rep_leaves(small_twin, tmp_path):
     crm = copy_twin(small_twin, tmp_path / "chaos.sqlite")
-    plan = ChaosPlan(manual_moves_per_week=10, leave_on_day=2)
+    plan = ChaosPlan(manual_moves_per_week=60, leave_on_day=2)
     done = []
     with manager_api(crm) as api:
         for i in range(5):
