@@ -22,6 +22,7 @@ from simulation.crm_api import TwinApi
 from simulation.twin import copy_twin
 
 # Account states the product manages as prospects (the KPIs' and static arm's population).
+REFERENCE_DIR = "reference"
 MANAGED_STATES = ("working", "stale", "ready", "resting", "review")
 
 
@@ -89,7 +90,7 @@ def build_reference(twin: Path, policy: Path, workdir: Path, start: date) -> Ref
     """One dry-run cycle of `policy` on a copy of the twin, as of `start`."""
     from orchestration.runner import run_cycle
 
-    paths = arm_paths(workdir, "reference", policy, None)
+    paths = arm_paths(workdir, REFERENCE_DIR, policy, None)
     copy_twin(twin, paths.crm_db)
     summary = run_cycle(start, dry_run=True, override_guard=True, paths=paths)
     if not summary.success:

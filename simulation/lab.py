@@ -14,7 +14,7 @@ from pathlib import Path
 
 from local_crm.db import CrmStore
 from policy import load_policy
-from simulation.arms import Arm, Reference, arm_paths, build_reference
+from simulation.arms import REFERENCE_DIR, Arm, Reference, arm_paths, build_reference
 from simulation.behaviour import Behaviour, Calibration, calibrate
 from simulation.capacity import capacity_advice
 from simulation.chaos import ChaosPlan
@@ -25,6 +25,7 @@ from simulation.results import Simulation, simulation_id
 from simulation.twin import copy_twin
 
 STATIC = "static"
+REFERENCE = REFERENCE_DIR
 
 
 def arms_for(policies: Sequence[Path], static: bool = True) -> list[Arm]:
@@ -32,7 +33,7 @@ def arms_for(policies: Sequence[Path], static: bool = True) -> list[Arm]:
     arms, seen = [], set()
     for policy in policies:
         name = Path(policy).stem
-        while name in seen or name == STATIC:
+        while name in seen or name in (STATIC, REFERENCE):
             name += "_"
         seen.add(name)
         arms.append(Arm(name, Path(policy)))

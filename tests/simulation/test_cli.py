@@ -26,3 +26,14 @@ def test_books_simulate_names_a_bad_behaviour_field(tmp_path, capsys) -> None:
     bad.write_text("reps:\n  accounts_per_week: -1\n", encoding="utf-8")
     assert main(["simulate", "--twin", str(twin), "--behaviour", str(bad)]) == 2
     assert "reps.accounts_per_week" in capsys.readouterr().err
+
+
+def test_arm_names_are_unique_and_never_the_labs_own_folders() -> None:
+    from pathlib import Path
+
+    from simulation.lab import arms_for
+
+    names = [a.name for a in arms_for([Path("a/reference.yml"), Path("b/static.yml"),
+                                       Path("c/books.yml"), Path("d/books.yml")])]  # fmt: skip
+    assert len(set(names)) == len(names) == 5
+    assert names.count("static") == 1 and "reference" not in names
