@@ -127,6 +127,11 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
         cycles = json.dumps({k: round(v) for k, v in sorted(t.cycles.items())})
         lines.append(f"{arm.name}: {per_minute:.2f} simulated days/min; behaviour "
                      f"{t.behaviour:.0f}s, KPIs {t.kpis:.0f}s, cycles {cycles}s")  # fmt: skip
+    for arm in sim.arms:
+        if arm.guard_holds:
+            days_held = ", ".join(f"{d} {m}" for d, m in arm.guard_holds)
+            lines.append(f"{arm.name}: {len(arm.guard_holds)} cycle(s) held by the write guard "
+                         f"({days_held}): their moves wait for review")  # fmt: skip
     lines.append(f"results: simulation.runs / simulation.weekly_kpis in {paths.warehouse} "
                  f"(simulation_id {sim.simulation_id})")  # fmt: skip
     lines.append(f"report: {report}")

@@ -53,6 +53,7 @@ MORNING = clock_time(9, 0)
 NOON = clock_time(12, 0)
 EVENING = clock_time(18, 0)
 STAMP = "%Y-%m-%dT%H:%M:%S.%f%z"  # a SystemModstamp
+GUARD_STEP_SUFFIX = "_write_back_guard"  # orchestration: the blocking blast-radius check
 SENSORS = (  # (cadence, object, where): orchestration.cadences.build_cadences' sensors
     ("signals", "Signal__c", ""),
     ("returns", "Account", "Return_Requested__c != null"),
@@ -84,6 +85,7 @@ class ArmRun:
     wall_seconds: float = 0.0
     capacity: list[CapacityAdvice] = field(default_factory=list)
     chaos: list[ChaosDone] = field(default_factory=list)
+    guard_holds: list[tuple[date, str]] = field(default_factory=list)  # (day, mode) held
     targets: dict[str, int] = field(default_factory=dict)  # role -> target_size of the policy
 
 
@@ -253,7 +255,16 @@ def _cycle(
     seconds = time.monotonic() - began
     result.timings.cycles[mode] += seconds
     result.timings.cycle_count[mode] += 1
-    say(f"{arm}: {day} {mode} cycle {'ok' if summary.success else 'FAILED'} ({seconds:.0f}s)")
+    held = not summary.success and all(
+        step.endswith(GUARD_STEP_SUFFIX) for step in summary.failed_steps
+    )
+    outcome = "ok" if summary.success else ("HELD by the write guard" if held else "FAILED")
+    say(f"{arm}: {day} {mode} cycle {outcome} ({seconds:.0f}s)")
+    if held:
+        # The guard stopped the write, as in production: the moves wait for a person's review
+        # (`books run --override-guard`); the simulation goes on without them.
+        result.guard_holds.append((day, mode))
+        return
     if not summary.success:
         raise CycleFailed(
             f"arm {arm}, {day}: the {mode} cycle failed: "

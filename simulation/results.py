@@ -128,6 +128,7 @@ def _run_row(sim: Simulation, arm: ArmRun) -> tuple:
         "cycles_s": {k: round(v, 1) for k, v in sorted(t.cycles.items())},
         "cycle_count": dict(sorted(t.cycle_count.items())),
         "steps_s": {k: round(v, 1) for k, v in sorted(t.steps.items())},
+        "guard_holds": [f"{day} {mode}" for day, mode in arm.guard_holds],
     }
     per_minute = sim.days / (arm.wall_seconds / 60) if arm.wall_seconds else None
     return (
