@@ -1,7 +1,7 @@
 """The loop with real cycles (each simulated cycle is a full `books run`: minutes here).
 
-Kept to one simulated Monday per arm: the retrieval schedule fires and nothing else runs
-(distribution, signals and returns switched off in the test policies)."""
+Kept to few cycles: the test policies switch off every cadence but the one under test, so a
+simulated Monday runs one cycle and other days none."""
 
 from __future__ import annotations
 
