@@ -327,6 +327,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
         ) from None
 
 
+# --- policy lab (simulation/) -------------------------------------------------------------------
+def cmd_lab(args: argparse.Namespace) -> int:
+    """`books twin` / `books simulate` (simulation.commands); prints the lines they return."""
+    commands = _import("simulation.commands", "make_twin", "the policy lab")
+    if args.lab_command == "twin":
+        lines = commands(args)
+    else:
+        run = _import("simulation.commands", "run_simulation", "the policy lab")
+        lines = run(args, (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True)))
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
@@ -513,6 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     ui.add_argument("--port", type=_port, default=3000, help="port to listen on (3000)")
     ui.set_defaults(func=cmd_ui)
+
+    from simulation.commands import add_commands  # the policy lab: twin, simulate
+
+    add_commands(sub, _positive, _date)
+    for name in ("twin", "simulate"):
+        sub.choices[name].set_defaults(func=cmd_lab)
     return parser
 
 

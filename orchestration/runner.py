@@ -33,7 +33,15 @@ from contracts.overrides import (
     TAG_ACCEPTED_BY,
     parse_objects,
 )
-from orchestration.cycle import TAG_RECONCILE, crm_clock_date, cycle_tags, make_run_id
+from orchestration.cycle import (
+    TAG_ACCOUNT_IDS,
+    TAG_MODE,
+    TAG_RECONCILE,
+    TAG_SIGNAL_IDS,
+    crm_clock_date,
+    cycle_tags,
+    make_run_id,
+)
 from orchestration.dbt_parse import dbt_manifest_path
 from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
 from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
@@ -366,6 +374,9 @@ def run_cycle(
     accepted_by: str = "",
     accept_reason: str = "",
     reconcile: bool = False,
+    mode: str = "full",
+    ids: tuple[str, ...] = (),
+    key: str = "",
 ) -> CycleSummary:
     """Run `books_cycle` once, in this process, for `as_of`; never reads the wall clock.
 
@@ -381,12 +392,19 @@ def run_cycle(
     `accepted_by` and `accept_reason` in ops.row_drop_overrides; see contracts.overrides).
     `reconcile`: the extract also compares every CRM id and SystemModstamp with the warehouse
     and loads what it missed (ingest.reconcile), as the daily reconciliation schedule does.
+    `mode`, `ids`, `key`: what a schedule or sensor would launch (orchestration.cadences): a
+    `distribution`/`retrieval` run, or a `signals`/`returns` run for these Signal__c/Account ids
+    with the sensor cursor `key` in its run id (the policy lab replays the cadences this way).
     """
     paths = paths or resolve_paths()
     policy = load_policy(paths.policy)
     version = policy_version(policy)
-    run_id = make_run_id(as_of, version, attempt)
+    run_id = make_run_id(as_of, version, attempt, mode=mode, key=key)
     extra_tags = _row_drop_tags(accept_row_drop, accepted_by, accept_reason)
+    if mode != "full":
+        extra_tags[TAG_MODE] = mode
+    if ids:
+        extra_tags[TAG_SIGNAL_IDS if mode == "signals" else TAG_ACCOUNT_IDS] = ",".join(ids)
     if reconcile:
         extra_tags[TAG_RECONCILE] = "true"
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
