@@ -27,10 +27,20 @@ def add_commands(sub: Any, positive: Any, as_date: Any) -> None:
         "--from-warehouse", action="store_true", help="copy raw_salesforce of $BOOKS_WAREHOUSE"
     )
     twin.add_argument("--accounts", type=positive, metavar="N", help="generate N accounts")
-    twin.add_argument("--reps", type=positive, metavar="M", default=10)
-    twin.add_argument("--seed", type=int, default=7)
-    twin.add_argument("--months", type=positive, default=6)
-    twin.add_argument("--as-of", type=as_date, metavar="DATE", default=date(2025, 6, 2))
+    twin.add_argument(
+        "--reps", type=positive, metavar="M", default=10, help="generate M reps (default 10)"
+    )
+    twin.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    twin.add_argument(
+        "--months", type=positive, default=6, help="months of history to generate (default 6)"
+    )
+    twin.add_argument(
+        "--as-of",
+        type=as_date,
+        metavar="DATE",
+        default=date(2025, 6, 2),
+        help="the generated world's today, YYYY-MM-DD (default 2025-06-02)",
+    )
     twin.set_defaults(lab_command="twin")
 
     sim = sub.add_parser(
@@ -44,7 +54,12 @@ def add_commands(sub: Any, positive: Any, as_date: Any) -> None:
         "--policy", action="append", metavar="PATH", help="a policy arm (repeatable; books.yml)"
     )
     sim.add_argument("--twin", metavar="PATH", help="the twin (default data/twin.sqlite)")
-    sim.add_argument("--weeks", type=positive, default=DEFAULT_WEEKS)
+    sim.add_argument(
+        "--weeks",
+        type=positive,
+        default=DEFAULT_WEEKS,
+        help=f"simulated weeks (default {DEFAULT_WEEKS})",
+    )
     sim.add_argument("--days", type=positive, help="simulate this many days instead of weeks")
     sim.add_argument("--behaviour", metavar="PATH", help="behaviour parameters (YAML)")
     sim.add_argument("--seed", type=int, help="behaviour seed (beats the file's)")
