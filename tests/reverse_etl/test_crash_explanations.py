@@ -61,7 +61,7 @@ def test_explanations_follow_the_rerun_that_decided_differently(
             killed = not _cycle(paths, AS_OF).success
         except Killed:
             killed = True
-    assert killed and where == "collection_before_call #1", where
+    assert killed and where.split() == ["collection_before_call", "#" + "1"], where
     leaver = _leaver(paths.warehouse)
     _at(store, AS_OF, 5)
     store.update("User", [{"Id": leaver, "IsActive": False}])
