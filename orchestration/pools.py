@@ -35,6 +35,10 @@ Say = Callable[[str], None]
 class PoolBusyError(RuntimeError):
     """A live run keeps a pool slot this cycle needs; one line, fit for a user."""
 
+    def __init__(self, message: str, holders: str = "") -> None:
+        super().__init__(message)
+        self.holders = holders  # 'pool X held by run R (step S)'
+
 
 def job_pools(job: dg.JobDefinition) -> list[str]:
     """The concurrency pools the job's steps run in (e.g. `duckdb_writer`)."""
@@ -114,13 +118,47 @@ def wait_for_pools(
             raise PoolBusyError(
                 f"{'; '.join(blockers)}: waited {wait_seconds:g}s. If that run is dead, mark it "
                 "failed in the Dagster UI (its slots are then freed at the next start); "
-                "otherwise try again when it finishes, or pass a longer --wait"
+                "otherwise try again when it finishes, or pass a longer --wait",
+                holders="; ".join(blockers),
             )
         if now >= next_report:
             left = deadline - now
             say(f"waiting for {'; '.join(blockers)} (giving up in {left:.0f}s)")
             next_report = now + WAIT_REPORT_SECONDS
         sleep(poll_seconds)
+
+
+def wait_for_blocked_step(
+    instance: dg.DagsterInstance,
+    pool: str,
+    step_key: str,
+    run_id: str,
+    *,
+    wait_seconds: float,
+    say: Say,
+) -> None:
+    """A step of a running run that Dagster holds back at `pool`'s limit: wait visibly, then
+    give up.
+
+    Why: Dagster's in-process executor waits for a slot with no end and reports it once. Called
+    from the run's event listener (in the executing thread), so returning lets the step claim its
+    slot, and `PoolBusyError` stops the run (failed, its queued claim withdrawn by Dagster).
+    """
+    try:
+        wait_for_pools(
+            instance,
+            [pool],
+            run_id,
+            wait_seconds=wait_seconds,
+            say=lambda line: say(f"step {step_key} {line}"),
+        )
+    except PoolBusyError as exc:
+        raise PoolBusyError(
+            f"step {step_key} gave up after {wait_seconds:g}s: {exc.holders}. This run stops "
+            "here, failed; once that run ends (if it is dead, mark it failed in the Dagster "
+            "UI), run the same date again: it finishes this one and sends no applied change "
+            "twice. Pass a longer --wait to wait longer"
+        ) from None
 
 
 def leftover_dbt_processes(warehouse: Path, proc: Path = Path("/proc")) -> list[int]:
