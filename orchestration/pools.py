@@ -62,8 +62,8 @@ def release_dead_run(instance: dg.DagsterInstance, run_id: str, why: str) -> str
         instance.report_run_failed(run, f"marked failed by the next books cycle: {why}")
     storage.free_concurrency_slots_for_run(run_id)
     return (
-        f"previous Dagster run {run_id} died ({why}): marked failed, its pool slots freed; "
-        "this run redoes what it left unfinished"
+        f"previous Dagster run {run_id} is taken as dead ({why}): marked failed, its pool slots "
+        "freed; this run does again what it left unfinished (applied changes are not resent)"
     )
 
 
@@ -116,9 +116,10 @@ def wait_for_pools(
         now = time.monotonic()
         if now >= deadline:
             raise PoolBusyError(
-                f"{'; '.join(blockers)}: waited {wait_seconds:g}s. If that run is dead, mark it "
-                "failed in the Dagster UI (its slots are then freed at the next start); "
-                "otherwise try again when it finishes, or pass a longer --wait",
+                f"{'; '.join(blockers)}: waited {wait_seconds:g}s, this cycle did not start. If "
+                "that run is dead, mark it failed in the Dagster UI (its slots are then freed "
+                "at the next start); otherwise try again when it finishes, or pass a longer "
+                "--wait",
                 holders="; ".join(blockers),
             )
         if now >= next_report:
@@ -209,6 +210,7 @@ def wait_for_warehouse_file(
             if not leftovers:
                 return
             who = "dbt pid " + ", ".join(str(pid) for pid in leftovers)
+            who += " (a killed run's dbt build runs on until done)"
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
@@ -217,13 +219,10 @@ def wait_for_warehouse_file(
         now = time.monotonic()
         if now >= deadline:
             raise PoolBusyError(
-                f"warehouse {warehouse} is still locked by {who}, left running by the killed "
-                f"run; waited {wait_seconds:g}s. Let it finish (or stop it) and run again"
+                f"warehouse {warehouse} is still locked by {who}: waited {wait_seconds:g}s, this "
+                "cycle did not start. Let it finish (or stop it) and run again"
             )
         if now >= next_report:
-            say(
-                f"waiting for {who} (left running by the killed run) to release {warehouse} "
-                f"(giving up in {deadline - now:.0f}s)"
-            )
+            say(f"waiting for {who} to release {warehouse} (giving up in {deadline - now:.0f}s)")
             next_report = now + WAIT_REPORT_SECONDS
         sleep(poll_seconds)

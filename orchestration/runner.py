@@ -510,6 +510,10 @@ def _publish(summary: CycleSummary, paths: BooksPaths, progress: Progress | None
         log.exception("publishing %s to %s failed", paths.warehouse, target)
         summary.success = False
         summary.failed_steps.append("publish")
+        summary.failure_reasons["publish"] = (
+            f"{target} still holds the previous run's tables (the warehouse has this run's); "
+            "run the same date again to publish"
+        )
 
 
 def _run_locked(

@@ -100,14 +100,14 @@ def test_the_points_cover_every_stage() -> None:
     assert len(POINTS) == CHAINS * KILLS_PER_CHAIN == 10
 
 
-def _books(*args: str, slow: list[str] = ()) -> list[str]:
+def books_command(*args: str, slow: list[str] = ()) -> list[str]:
     harness = [sys.executable, "-m", "tests.e2e.books_with_faults"]
     for pattern in slow:
         harness += ["--slow", pattern]
     return [*harness, "--", *args]
 
 
-def _kill_at(command: list[str], env: dict[str, str], point: KillPoint) -> list[str]:
+def kill_at(command: list[str], env: dict[str, str], point: KillPoint) -> list[str]:
     """Start `command`, SIGKILL it at `point`; its output."""
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -151,7 +151,7 @@ def _integration_user(crm_db: Path) -> str:
         ).fetchone()[0]
 
 
-def _given_to_reps(crm_db: Path) -> int:
+def given_to_reps(crm_db: Path) -> int:
     """Accounts the write-back moved from a pool user to a rep, as the CRM's history shows."""
     with sqlite3.connect(f"file:{crm_db}?mode=ro", uri=True) as con:
         return con.execute(
@@ -163,7 +163,7 @@ def _given_to_reps(crm_db: Path) -> int:
         ).fetchone()[0]
 
 
-def _make_world(home: Path) -> dict[str, str]:
+def make_world(home: Path) -> dict[str, str]:
     env = {**os.environ, **home_env(home), "PYTHONPATH": str(REPO)}
     env.pop("BOOKS_POLICY", None)
     paths = resolve_paths(home_env(home))
@@ -183,19 +183,24 @@ def _make_world(home: Path) -> dict[str, str]:
 
 @pytest.fixture
 def world(tmp_path: Path) -> dict[str, str]:
-    return _make_world(tmp_path)
+    return make_world(tmp_path)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> int:
     """What one uninterrupted run of the same world gives reps: the yardstick of 0 lost."""
-    env = _make_world(tmp_path_factory.mktemp("uninterrupted"))
+    env = make_world(tmp_path_factory.mktemp("uninterrupted"))
     run = ["run", "--as-of", AS_OF.isoformat(), "--override-guard"]
     done = subprocess.run(
-        _books(*run), cwd=REPO, env=env, capture_output=True, text=True, timeout=RECOVERY_TIMEOUT
+        books_command(*run),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RECOVERY_TIMEOUT,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    given = _given_to_reps(resolve_paths(home_env(Path(env["BOOKS_WAREHOUSE"]).parent)).crm_db)
+    given = given_to_reps(resolve_paths(home_env(Path(env["BOOKS_WAREHOUSE"]).parent)).crm_db)
     assert given, "an uninterrupted run gave reps nothing: the comparison would prove nothing"
     return given
 
@@ -208,11 +213,12 @@ def test_runs_killed_at_random_points_are_finished_by_the_next_run_of_the_same_d
     run = ["run", "--as-of", AS_OF.isoformat(), "--override-guard"]
     for point in points:
         print(f"seed {SEED}, chain {chain}: kill at {point}")
-        _kill_at(_books(*run, "-v", slow=point.slow), world, point)  # -v: dbt's node lines too
+        # -v: the run also prints dbt's node lines, which some points wait for
+        kill_at(books_command(*run, "-v", slow=point.slow), world, point)
 
     try:
         again = subprocess.run(
-            _books(*run), cwd=REPO, env=world, capture_output=True, text=True,
+            books_command(*run), cwd=REPO, env=world, capture_output=True, text=True,
             timeout=RECOVERY_TIMEOUT,
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
@@ -220,27 +226,47 @@ def test_runs_killed_at_random_points_are_finished_by_the_next_run_of_the_same_d
         pytest.fail(f"the run after the kills hung for {RECOVERY_TIMEOUT}s:\n{tail!r}")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
 
+    after = outcome(world)
+    assert after.planned, "the cycle planned no change: the test would prove nothing"
+    # Every change the last plan holds reached an outcome (superseded: re-planned away).
+    assert after.stuck == []
+    # Nothing stuck in Dagster either: every killed run is marked ended, no pool slot held.
+    assert after.runs_not_ended == []
+    assert after.slots_held == set()
+    # 0 lost: the CRM holds every value the plan wants; 0 doubled: each owner changed once.
+    assert after.lost == []
+    assert after.doubled == []
+    # Nothing lost to re-planning either: what a killed attempt decided but never wrote is
+    # decided again, so reps end the date with as many accounts as one uninterrupted run gives.
+    assert after.given_to_reps == uninterrupted
+
+
+@dataclass
+class Outcome:
+    """Where a world stands after its last run: what the CRM and Dagster hold."""
+
+    planned: int  # changes in the write ledger
+    stuck: list[tuple]  # changes with no final outcome
+    lost: list[tuple]  # changes the plan wants that the CRM does not hold
+    doubled: list[tuple]  # accounts whose owner the integration user changed more than once
+    given_to_reps: int
+    runs_not_ended: list[str]
+    slots_held: set[str]
+
+
+def outcome(world: dict[str, str]) -> Outcome:
+    """Read the world's CRM, warehouse and Dagster instance (also for benchmarks/reliability.py)."""
     paths = resolve_paths(home_env(Path(world["BOOKS_WAREHOUSE"]).parent))
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         changes = con.execute(
             "select sobject, record_id, after_json, state from ops.write_ledger"
         ).fetchall()
-    assert changes, "the cycle planned no change: the test would prove nothing"
-    # Every change the last plan holds reached an outcome (superseded: re-planned away).
     stuck = [c for c in changes if c[3] not in ("applied", "unchanged", "superseded")]
-    assert stuck == []
-    changes = [c for c in changes if c[3] != "superseded"]
-    assert changes
-    # Nothing stuck in Dagster either: every killed run is marked ended, no pool slot held.
     instance = dg.DagsterInstance.from_config(world["DAGSTER_HOME"])
-    assert [r.run_id for r in instance.get_runs() if r.status not in ENDED] == []
-    assert instance.event_log_storage.get_concurrency_run_ids() == set()
-
-    # 0 lost: the CRM holds every value the plan wants; 0 doubled: each owner changed once.
     crm = sqlite3.connect(f"file:{paths.crm_db}?mode=ro", uri=True)
     try:
         lost = []
-        for sobject, record_id, after_json, _ in changes:
+        for sobject, record_id, after_json, _ in (c for c in changes if c[3] != "superseded"):
             desired = json.loads(after_json)
             columns = ", ".join(f'"{f}"' for f in desired)
             row = crm.execute(
@@ -255,8 +281,12 @@ def test_runs_killed_at_random_points_are_finished_by_the_next_run_of_the_same_d
         ).fetchall()
     finally:
         crm.close()
-    assert lost == []
-    assert doubled == []
-    # Nothing lost to re-planning either: what a killed attempt decided but never wrote is
-    # decided again, so reps end the date with as many accounts as one uninterrupted run gives.
-    assert _given_to_reps(paths.crm_db) == uninterrupted
+    return Outcome(
+        planned=len([c for c in changes if c[3] != "superseded"]),
+        stuck=stuck,
+        lost=lost,
+        doubled=doubled,
+        given_to_reps=given_to_reps(paths.crm_db),
+        runs_not_ended=[r.run_id for r in instance.get_runs() if r.status not in ENDED],
+        slots_held=set(instance.event_log_storage.get_concurrency_run_ids()),
+    )
