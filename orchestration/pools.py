@@ -114,6 +114,10 @@ def wait_for_pools(
     next_report = 0.0
     while blockers := _blockers(instance, pools, run_id):
         now = time.monotonic()
+        if now >= next_report and wait_seconds > 0:  # said at least once, however slow the check
+            left = max(deadline - now, 0)
+            say(f"waiting for {'; '.join(blockers)} (giving up in {left:.0f}s)")
+            next_report = now + WAIT_REPORT_SECONDS
         if now >= deadline:
             raise PoolBusyError(
                 f"{'; '.join(blockers)}: waited {wait_seconds:g}s, this cycle did not start. If "
@@ -122,10 +126,6 @@ def wait_for_pools(
                 "--wait",
                 holders="; ".join(blockers),
             )
-        if now >= next_report:
-            left = deadline - now
-            say(f"waiting for {'; '.join(blockers)} (giving up in {left:.0f}s)")
-            next_report = now + WAIT_REPORT_SECONDS
         sleep(poll_seconds)
 
 
@@ -217,12 +217,13 @@ def wait_for_warehouse_file(
             holder = re.search(r"PID (\d+)", str(exc))
             who = f"pid {holder.group(1)}" if holder else "another process"
         now = time.monotonic()
+        if now >= next_report and wait_seconds > 0:  # said at least once, however slow the check
+            left = max(deadline - now, 0)
+            say(f"waiting for {who} to release {warehouse} (giving up in {left:.0f}s)")
+            next_report = now + WAIT_REPORT_SECONDS
         if now >= deadline:
             raise PoolBusyError(
                 f"warehouse {warehouse} is still locked by {who}: waited {wait_seconds:g}s, this "
                 "cycle did not start. Let it finish (or stop it) and run again"
             )
-        if now >= next_report:
-            say(f"waiting for {who} to release {warehouse} (giving up in {deadline - now:.0f}s)")
-            next_report = now + WAIT_REPORT_SECONDS
         sleep(poll_seconds)
