@@ -138,7 +138,7 @@ def kill_at(command: list[str], env: dict[str, str], point: KillPoint) -> list[s
             lines[-30:]
         )
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)  # not if it has already ended (and been reaped)
         proc.wait()
         reader.join(timeout=10)
     return lines
