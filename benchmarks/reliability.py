@@ -91,8 +91,8 @@ def late_rows(tmp: Path, lookback_minutes: int, bulk_threshold: int, accounts: i
         doubled=sum(1 for names in late.loaded.values() if len(names) > 1),
         detected=found,
         note=f"count warning before: {'yes' if late.gaps_before else 'no'}, after: "
-        f"{'yes' if late.gaps_after else 'no'}; "
-        + ("the rest within the look-back" if found < len(late.expected) else "all by it"),
+        f"{'yes' if late.gaps_after else 'no'}; {len(late.expected) - found} loaded within the "
+        f"look-back, {found} by the reconciliation",
     )
 
 
