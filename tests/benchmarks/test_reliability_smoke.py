@@ -8,6 +8,8 @@ import pytest
 
 from benchmarks import reliability
 
+pytestmark = pytest.mark.slow  # three small fault scenarios: seconds to a minute
+
 
 def test_the_script_prints_a_row_per_fault_with_nothing_lost(
     capsys: pytest.CaptureFixture[str],
