@@ -261,20 +261,31 @@ def execute_job(
             _say(progress, f"step {step_key} FAILED")
             raise  # out of Dagster's executor loop: the run ends, failed
 
-    instance.add_event_listener(dagster_run_id, _step_listener(progress, collected, on_blocked))
+    instance.add_event_listener(dagster_run_id, _step_listener(progress, collected))
+    instance.add_event_listener(dagster_run_id, _blocked_listener(on_blocked))
     result = job.execute_in_process(
         instance=instance, run_id=dagster_run_id, tags=tags, raise_on_error=False
     )
     return result, collected
 
 
-def _step_listener(
-    progress: Progress | None,
-    summary: dict[str, Any],
-    on_blocked: Callable[[str, str], None],
-) -> Callable[[Any], None]:
-    """An event-log listener: one progress line per step, and the numbers the summary needs;
-    `on_blocked(step, pool)` when Dagster holds a step back at a pool's limit."""
+def _blocked_listener(on_blocked: Callable[[str, str], None]) -> Callable[[Any], None]:
+    """An event-log listener: `on_blocked(step, pool)` when Dagster holds a step back at a pool's
+    limit (it says so once, then waits with no end)."""
+
+    def on_event(entry: Any) -> None:
+        event = entry.dagster_event
+        if event is None or event.event_type_value != "ENGINE_EVENT":
+            return
+        if "blocked by limit for pool" in (event.message or ""):
+            pool = event.event_specific_data.metadata["pool"]
+            on_blocked(event.step_key, getattr(pool, "value", pool))
+
+    return on_event
+
+
+def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callable[[Any], None]:
+    """An event-log listener: one progress line per step, and the numbers the summary needs."""
 
     def on_event(entry: Any) -> None:
         event = entry.dagster_event
@@ -298,9 +309,6 @@ def _step_listener(
                 text = (evaluation.description or "").strip().splitlines()
                 name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
                 summary["checks"][name] = text[0] if text else "failed"
-        elif kind == "ENGINE_EVENT" and "blocked by limit for pool" in (event.message or ""):
-            pool = event.event_specific_data.metadata["pool"]
-            on_blocked(event.step_key, getattr(pool, "value", pool))
         elif kind == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             key = materialization.asset_key
