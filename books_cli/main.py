@@ -450,8 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="wait this long for another live cycle holding the warehouse or its Dagster pool "
-        "slot, saying what it waits for (default: exit at once with its name); a killed "
-        "cycle's lease and pool slots are taken over at once",
+        "slot, saying what it waits for (default: exit at once with its name; a step held back "
+        "mid-run waits at least 300 s); a killed cycle's lease and pool slots are taken over "
+        "at once",
     )
     run.set_defaults(func=cmd_run)
 

@@ -35,6 +35,10 @@ Say = Callable[[str], None]
 class PoolBusyError(RuntimeError):
     """A live run keeps a pool slot this cycle needs; one line, fit for a user."""
 
+    def __init__(self, message: str, holders: str = "") -> None:
+        super().__init__(message)
+        self.holders = holders  # 'pool X held by run R (step S)'
+
 
 def job_pools(job: dg.JobDefinition) -> list[str]:
     """The concurrency pools the job's steps run in (e.g. `duckdb_writer`)."""
@@ -58,8 +62,8 @@ def release_dead_run(instance: dg.DagsterInstance, run_id: str, why: str) -> str
         instance.report_run_failed(run, f"marked failed by the next books cycle: {why}")
     storage.free_concurrency_slots_for_run(run_id)
     return (
-        f"previous Dagster run {run_id} died ({why}): marked failed, its pool slots freed; "
-        "this run redoes what it left unfinished"
+        f"previous Dagster run {run_id} is taken as dead ({why}): marked failed, its pool slots "
+        "freed; this run does again what it left unfinished (applied changes are not resent)"
     )
 
 
@@ -110,17 +114,52 @@ def wait_for_pools(
     next_report = 0.0
     while blockers := _blockers(instance, pools, run_id):
         now = time.monotonic()
-        if now >= deadline:
-            raise PoolBusyError(
-                f"{'; '.join(blockers)}: waited {wait_seconds:g}s. If that run is dead, mark it "
-                "failed in the Dagster UI (its slots are then freed at the next start); "
-                "otherwise try again when it finishes, or pass a longer --wait"
-            )
-        if now >= next_report:
-            left = deadline - now
+        if now >= next_report and wait_seconds > 0:  # said at least once, however slow the check
+            left = max(deadline - now, 0)
             say(f"waiting for {'; '.join(blockers)} (giving up in {left:.0f}s)")
             next_report = now + WAIT_REPORT_SECONDS
+        if now >= deadline:
+            raise PoolBusyError(
+                f"{'; '.join(blockers)}: waited {wait_seconds:g}s, this cycle did not start. If "
+                "that run is dead, mark it failed in the Dagster UI (its slots are then freed "
+                "at the next start); otherwise try again when it finishes, or pass a longer "
+                "--wait",
+                holders="; ".join(blockers),
+            )
         sleep(poll_seconds)
+
+
+def wait_for_blocked_step(
+    instance: dg.DagsterInstance,
+    pool: str,
+    step_key: str,
+    run_id: str,
+    *,
+    wait_seconds: float,
+    say: Say,
+) -> None:
+    """A step of a running run that Dagster holds back at `pool`'s limit: wait visibly, then
+    give up.
+
+    Why: Dagster's in-process executor waits for a slot with no end and reports it once. Called
+    from the run's event listener (in the executing thread), so returning lets the step claim its
+    slot, and `PoolBusyError` stops the run (failed, its queued claim withdrawn by Dagster).
+    """
+    try:
+        wait_for_pools(
+            instance,
+            [pool],
+            run_id,
+            wait_seconds=wait_seconds,
+            say=lambda line: say(f"step {step_key} {line}"),
+        )
+    except PoolBusyError as exc:
+        raise PoolBusyError(
+            f"step {step_key} gave up after {wait_seconds:g}s: {exc.holders}. This run stops "
+            "here, failed; once that run ends (if it is dead, mark it failed in the Dagster "
+            "UI), run the same date again: it finishes this one and sends no applied change "
+            "twice. Pass a longer --wait to wait longer"
+        ) from None
 
 
 def leftover_dbt_processes(warehouse: Path, proc: Path = Path("/proc")) -> list[int]:
@@ -171,21 +210,20 @@ def wait_for_warehouse_file(
             if not leftovers:
                 return
             who = "dbt pid " + ", ".join(str(pid) for pid in leftovers)
+            who += " (a killed run's dbt build runs on until done)"
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
             holder = re.search(r"PID (\d+)", str(exc))
             who = f"pid {holder.group(1)}" if holder else "another process"
         now = time.monotonic()
+        if now >= next_report and wait_seconds > 0:  # said at least once, however slow the check
+            left = max(deadline - now, 0)
+            say(f"waiting for {who} to release {warehouse} (giving up in {left:.0f}s)")
+            next_report = now + WAIT_REPORT_SECONDS
         if now >= deadline:
             raise PoolBusyError(
-                f"warehouse {warehouse} is still locked by {who}, left running by the killed "
-                f"run; waited {wait_seconds:g}s. Let it finish (or stop it) and run again"
+                f"warehouse {warehouse} is still locked by {who}: waited {wait_seconds:g}s, this "
+                "cycle did not start. Let it finish (or stop it) and run again"
             )
-        if now >= next_report:
-            say(
-                f"waiting for {who} (left running by the killed run) to release {warehouse} "
-                f"(giving up in {deadline - now:.0f}s)"
-            )
-            next_report = now + WAIT_REPORT_SECONDS
         sleep(poll_seconds)

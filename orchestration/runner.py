@@ -46,9 +46,11 @@ from orchestration.dbt_parse import dbt_manifest_path
 from orchestration.definitions import JOB_NAME, CrmEndpoint, build_definitions
 from orchestration.demo import DEMO_ACCOUNTS, DEMO_AS_OF, DEMO_MONTHS, DEMO_REPS, DEMO_SEED
 from orchestration.pools import (
+    PoolBusyError,
     free_slots_of_ended_runs,
     job_pools,
     release_dead_run,
+    wait_for_blocked_step,
     wait_for_pools,
     wait_for_warehouse_file,
 )
@@ -67,6 +69,10 @@ Progress = Callable[..., None]
 # How long a run waits for a killed run's leftover child (its dbt build) to release the
 # warehouse file: a dbt build of a large warehouse takes minutes, not hours.
 DEAD_RUN_CHILD_WAIT_SECONDS = 1800.0
+# How long a step held back mid-run at a pool's limit waits, unless `--wait` says longer: another
+# live run took the slot between two steps (e.g. a scheduled run that then finds the warehouse
+# lease taken and fails at once), so a short wait rides it out instead of failing the cycle.
+BLOCKED_STEP_WAIT_SECONDS = 300.0
 INGEST_PREFIXES = ("salesforce", "files")
 DAGSTER_YAML = """# Written by dynamic-books: DuckDB has one writer, so the pool of every step that
 # writes the warehouse file runs one step at a time.
@@ -240,6 +246,58 @@ def _crm_endpoint(kind: str, crm_db: Path) -> Iterator[CrmEndpoint | None]:
         server.stop()
 
 
+def execute_job(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    dagster_run_id: str,
+    tags: dict[str, str],
+    *,
+    step_wait_seconds: float,
+    progress: Progress | None = None,
+) -> tuple[dg.ExecuteInProcessResult, dict[str, Any]]:
+    """Execute `job` in this process; a progress line per step; what the summary needs.
+
+    A step blocked by a pool limit in the middle of the run (another live run took the slot
+    between two steps) is waited for, saying which run holds it, for `step_wait_seconds`; then
+    the run stops, failed, with that step's reason naming the holder.
+    """
+    collected: dict[str, Any] = {"failed": [], "reasons": {}, "checks": {}, "materialized": {}}
+
+    def on_blocked(step_key: str, pool: str) -> None:
+        try:
+            wait_for_blocked_step(
+                instance, pool, step_key, dagster_run_id,
+                wait_seconds=step_wait_seconds, say=lambda line: _say(progress, line),
+            )  # fmt: skip
+        except PoolBusyError as exc:
+            collected["failed"].append(step_key)
+            collected["reasons"][step_key] = str(exc)
+            _say(progress, f"step {step_key} FAILED")
+            raise  # out of Dagster's executor loop: the run ends, failed
+
+    instance.add_event_listener(dagster_run_id, _step_listener(progress, collected))
+    instance.add_event_listener(dagster_run_id, _blocked_listener(on_blocked))
+    result = job.execute_in_process(
+        instance=instance, run_id=dagster_run_id, tags=tags, raise_on_error=False
+    )
+    return result, collected
+
+
+def _blocked_listener(on_blocked: Callable[[str, str], None]) -> Callable[[Any], None]:
+    """An event-log listener: `on_blocked(step, pool)` when Dagster holds a step back at a pool's
+    limit (it says so once, then waits with no end)."""
+
+    def on_event(entry: Any) -> None:
+        event = entry.dagster_event
+        if event is None or event.event_type_value != "ENGINE_EVENT":
+            return
+        if "blocked by limit for pool" in (event.message or ""):
+            pool = event.event_specific_data.metadata["pool"]
+            on_blocked(event.step_key, getattr(pool, "value", pool))
+
+    return on_event
+
+
 def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callable[[Any], None]:
     """An event-log listener: one progress line per finished step (its time and rows), and the
     numbers the summary needs. Dagster's own event lines go to its loggers, not to `progress`."""
@@ -278,8 +336,6 @@ def _step_listener(progress: Progress | None, summary: dict[str, Any]) -> Callab
                 text = (evaluation.description or "").strip().splitlines()
                 name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
                 summary["checks"][name] = text[0] if text else "failed"
-        elif kind == "ENGINE_EVENT" and "blocked by limit for pool" in (event.message or ""):
-            _say(progress, f"step {event.step_key} waits: {event.message}")
         elif kind == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             key = materialization.asset_key
@@ -377,6 +433,7 @@ def run_cycle(
     mode: str = "full",
     ids: tuple[str, ...] = (),
     key: str = "",
+    step_wait_seconds: float | None = None,
 ) -> CycleSummary:
     """Run `books_cycle` once, in this process, for `as_of`; never reads the wall clock.
 
@@ -387,7 +444,10 @@ def run_cycle(
     `warehouse.lease.WarehouseBusyError` naming the holder (after `lease_wait_seconds`).
     A previous holder that died (a killed `books run`) has its Dagster run marked failed and its
     pool slots freed; a pool slot held by a live run is waited for, saying so, for the same
-    `lease_wait_seconds`, then `orchestration.pools.PoolBusyError` names it.
+    `lease_wait_seconds`, then `orchestration.pools.PoolBusyError` names it. A step held back
+    at a pool's limit in the middle of the run waits `step_wait_seconds` (default: the larger
+    of `lease_wait_seconds` and `BLOCKED_STEP_WAIT_SECONDS`), saying so, then the run stops,
+    failed, with that step's reason naming the holder.
     `accept_row_drop`: objects whose row-count drop this run accepts (recorded with
     `accepted_by` and `accept_reason` in ops.row_drop_overrides; see contracts.overrides).
     `reconcile`: the extract also compares every CRM id and SystemModstamp with the warehouse
@@ -414,7 +474,9 @@ def run_cycle(
     with acquire(paths.warehouse, holder, wait_seconds=lease_wait_seconds, run_key=dagster_run_id):
         _say(progress, f"books cycle as of {as_of}: run {run_id}, policy {version[:12]}")
         dead = _dead_holder(previous, dagster_run_id)
-        start = _Start(dagster_run_id, dead, lease_wait_seconds, paths.warehouse)
+        if step_wait_seconds is None:
+            step_wait_seconds = max(lease_wait_seconds, BLOCKED_STEP_WAIT_SECONDS)
+        start = _Start(dagster_run_id, dead, lease_wait_seconds, paths.warehouse, step_wait_seconds)
         summary = _run_locked(
             as_of, run_id, version, policy.crm.kind, dry_run, override_guard, progress, paths,
             instance, start, extra_tags,
@@ -431,6 +493,7 @@ class _Start:
     dead_run: tuple[str, str] | None  # (Dagster run id, why it is dead)
     pool_wait_seconds: float
     warehouse: Path
+    step_wait_seconds: float = 0.0
 
 
 def _dead_holder(previous: LeaseInfo | None, dagster_run_id: str) -> tuple[str, str] | None:
@@ -506,22 +569,20 @@ def _run_locked(
     extra_tags: dict[str, str],
 ) -> CycleSummary:
     """Execute the job and read back what it did (the caller holds the warehouse lease)."""
-    collected: dict[str, Any] = {"failed": [], "reasons": {}, "checks": {}, "materialized": {}}
     with _crm_endpoint(crm_kind, paths.crm_db) as endpoint:
         _say(progress, "loading definitions (dbt manifest is parsed if stale)")
         defs = build_definitions(paths, crm_endpoint=endpoint)
         job = defs.resolve_job_def(JOB_NAME)
         if instance is None:
             instance = open_instance(paths.dagster_home)
-        dagster_run_id = start.dagster_run_id
         _prepare_pools(instance, job, start, progress)
-        instance.add_event_listener(dagster_run_id, _step_listener(progress, collected))
         tags = cycle_tags(
             as_of, run_id, dry_run=dry_run, override_guard=override_guard, extra=extra_tags
         )
-        result = job.execute_in_process(
-            instance=instance, run_id=dagster_run_id, tags=tags, raise_on_error=False
-        )
+        result, collected = execute_job(
+            job, instance, start.dagster_run_id, tags,
+            step_wait_seconds=start.step_wait_seconds, progress=progress,
+        )  # fmt: skip
 
     states, kinds = _warehouse_counts(paths.warehouse, run_id)
     write_back_meta = next(

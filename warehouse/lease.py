@@ -164,7 +164,12 @@ class Lease:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl / 3):
             if not self.renew():
-                log.error("warehouse lease %s was taken over by another process", self.path)
+                log.error(
+                    "warehouse lease %s was taken over by another process (this one was taken "
+                    "as dead); this process goes on without it, so two writers may collide: "
+                    "stop one of them",
+                    self.path,
+                )
                 return
 
     def renew(self) -> bool:
@@ -184,7 +189,10 @@ class Lease:
         with _guard(self.path):
             current = _read(self.path)
             if current is None or current.token != self.info.token:
-                log.warning("warehouse lease %s was no longer ours at release", self.path)
+                log.warning(
+                    "warehouse lease %s was no longer ours at release; left to its holder",
+                    self.path,
+                )
             elif self.keep:
                 _write(self.path, LeaseInfo(**{**asdict(current), "kept": True}))
                 _log_event(self.path, "left", current)  # the run's lease stays for its next step
@@ -260,7 +268,8 @@ def acquire(
         if time.monotonic() >= deadline:
             raise WarehouseBusyError(
                 f"warehouse {Path(warehouse_path)} is in use by {blocker.describe()}; "
-                f"waited {wait_seconds:g}s - try again when it finishes"
+                f"waited {wait_seconds:g}s and gave up before writing anything - try again "
+                "when it finishes"
             )
         sleep(poll_seconds)
     lease = Lease(Path(warehouse_path).resolve(), info, ttl_seconds, joined=joined, keep=keep)

@@ -18,7 +18,7 @@ from local_crm.db import CrmStore, format_datetime
 TEN_MB = "x" * (10 * 1024 * 1024)
 
 
-def _set_below_api(store: CrmStore, account_id: str, field: str, value: object) -> None:
+def set_below_api(store: CrmStore, account_id: str, field: str, value: object) -> None:
     """Write a value the API would refuse, stamped now (as a CRM write would be)."""
     with store.connection() as con, con:
         con.execute(
@@ -41,7 +41,7 @@ def test_a_10_mb_value_holds_back_its_record_and_the_other_2999_load(world):
         [{"Name": f"Extra {i}", "OwnerId": world.users[i % 4]} for i in range(3_000 - 120)],
     )
     bad = world.accounts[17]
-    _set_below_api(world.store, bad, "Name", TEN_MB)
+    set_below_api(world.store, bad, "Name", TEN_MB)
 
     stats = run_salesforce_ingest(world.conn, world.warehouse, run_id="run-1")
     ids = {r[0] for r in _rows(world.warehouse, "select id from raw_salesforce.account")}
@@ -71,7 +71,7 @@ def test_an_unparseable_value_in_an_incremental_pull_keeps_the_loaded_version(wo
     run_salesforce_ingest(world.conn, world.warehouse)
     world.store.clock.advance(timedelta(hours=1))
     target, other = world.accounts[5], world.accounts[6]
-    _set_below_api(world.store, target, "Last_Touch_Date__c", "next week")
+    set_below_api(world.store, target, "Last_Touch_Date__c", "next week")
     world.store.update("Account", [{"Id": other, "Industry": "Retail"}])
 
     stats = run_salesforce_ingest(world.conn, world.warehouse, run_id="run-2")

@@ -7,6 +7,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from orchestration.pools import (
     wait_for_pools,
     wait_for_warehouse_file,
 )
-from orchestration.runner import open_instance
+from orchestration.runner import execute_job, open_instance
 
 POOL = "duckdb_writer"
 
@@ -152,3 +153,55 @@ def test_a_leftover_dbt_between_two_models_is_waited_for(tmp_path: Path) -> None
     finally:
         leftover.kill()
         leftover.wait()
+
+
+@dg.op
+def another_run_takes_the_pool(context) -> None:  # noqa: ANN001 (dagster reads the hint)
+    """Between two steps of this run, another live run claims the pool's one slot."""
+    _holding_run(context.instance)
+
+
+@dg.op(pool=POOL, ins={"after": dg.In(dg.Nothing)})
+def write_after() -> None:
+    pass
+
+
+@dg.job
+def blocked_mid_run() -> None:
+    write_after(after=another_run_takes_the_pool())
+
+
+HANG_GUARD_SECONDS = 120  # not a speed goal: a run that never gives up would wait forever
+
+
+def test_a_step_blocked_mid_run_says_by_whom_then_gives_up(instance) -> None:
+    run_id = str(uuid.uuid4())
+    lines: list[str] = []
+    done: dict[str, object] = {}
+
+    def execute() -> None:
+        done["result"] = execute_job(
+            blocked_mid_run, instance, run_id, {}, step_wait_seconds=0.5, progress=lines.append
+        )
+
+    worker = threading.Thread(target=execute, daemon=True)
+    worker.start()
+    worker.join(HANG_GUARD_SECONDS)
+    assert not worker.is_alive(), "the blocked step still waits: the run never gives up"
+    result, collected = done["result"]
+    (holder,) = _holders(instance) - {run_id}
+    assert not result.success
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+    held = f"pool {POOL} held by run {holder} (step write_warehouse)"
+    assert any(line.startswith(f"step write_after waiting for {held}") for line in lines), lines
+    assert collected["failed"] == ["write_after"]
+    reason = collected["reasons"]["write_after"]
+    assert held in reason and "\n" not in reason
+    # Re-runnable: the stopped run neither holds nor queues for a slot; once the holder ends,
+    # the pool's next run goes through.
+    info = instance.event_log_storage.get_concurrency_info(POOL)
+    assert run_id not in {c.run_id for c in info.claimed_slots}
+    assert run_id not in {p.run_id for p in info.pending_steps}
+    instance.report_run_failed(instance.get_run_by_id(holder))
+    free_slots_of_ended_runs(instance, [POOL])
+    assert one_writer.execute_in_process(instance=instance).success

@@ -27,7 +27,7 @@ STICKY = 2
 PATHS = {"collections": ("composite/sobjects", 2000), "bulk": ("*", 100)}
 
 
-def _wanted(world: World, seed: int) -> dict[str, dict[str, str | None]]:
+def wanted_changes(world: World, seed: int) -> dict[str, dict[str, str | None]]:
     rng = random.Random(seed)
     wanted = {}
     for acc in world.accounts:
@@ -40,7 +40,7 @@ def _wanted(world: World, seed: int) -> dict[str, dict[str, str | None]]:
     return wanted
 
 
-def _missing(world: World, wanted: dict[str, dict[str, str | None]]) -> list[str]:
+def missing_values(world: World, wanted: dict[str, dict[str, str | None]]) -> list[str]:
     return sorted(
         acc
         for acc, fields in wanted.items()
@@ -48,7 +48,7 @@ def _missing(world: World, wanted: dict[str, dict[str, str | None]]) -> list[str
     )
 
 
-def _write(world: World, run_id: str, wanted: dict, threshold: int):
+def write_changes(world: World, run_id: str, wanted: dict, threshold: int):
     world.sync_changes(run_id, wanted)
     policy = WritePolicy(pool_users=(POOL_USERNAME,), bulk_threshold=threshold)
     plan = plan_write_back(world.warehouse, run_id, policy=policy, clock=fixed_clock)
@@ -56,15 +56,16 @@ def _write(world: World, run_id: str, wanted: dict, threshold: int):
                       sleep=world.time.sleep)  # fmt: skip
 
 
-def _dropped_run(tmp_path: Path, path: str, threshold: int):
-    """A world whose first run meets silent drops; returns the world, its wants and report."""
-    world = build_world(tmp_path, n_accounts=ACCOUNTS, n_leads=0)
-    wanted = _wanted(world, seed=5)
+def dropped_run(tmp_path: Path, path: str, threshold: int, accounts: int = ACCOUNTS):
+    """A world whose first run meets silent drops; returns the world, its wants and report
+    (also run by benchmarks/reliability.py)."""
+    world = build_world(tmp_path, n_accounts=accounts, n_leads=0)
+    wanted = wanted_changes(world, seed=5)
     sticky = random.Random(9).sample(world.accounts, STICKY)
     fault = world.server.faults.add(
         "silent_drop", path=path, method="PATCH", share=DROP_SHARE, ids=sticky
     )
-    report = _write(world, "run-1", wanted, threshold)
+    report = write_changes(world, "run-1", wanted, threshold)
     world.server.faults.remove(fault)
     return world, wanted, sticky, fault, report
 
@@ -74,9 +75,9 @@ def test_the_run_detects_every_silent_drop_and_a_same_date_rerun_repairs_all(
     tmp_path: Path, route: str
 ) -> None:
     path, threshold = PATHS[route]
-    world, wanted, sticky, fault, report = _dropped_run(tmp_path, path, threshold)
+    world, wanted, sticky, fault, report = dropped_run(tmp_path, path, threshold)
     try:
-        missing = _missing(world, wanted)
+        missing = missing_values(world, wanted)
         assert sorted(missing) == sorted(sticky), "only the sticky records may still be missing"
         random_drops = fault.fired - report.readback_mismatches
         assert random_drops == 0, f"{fault.fired} drops, {report.readback_mismatches} detected"
@@ -97,8 +98,10 @@ def test_the_run_detects_every_silent_drop_and_a_same_date_rerun_repairs_all(
         assert report.still_failing_codes == {"READBACK_MISMATCH": STICKY}
         assert report.summary["applied"] == ACCOUNTS - STICKY
 
-        again = _write(world, "run-1", wanted, threshold)  # the documented recovery: same date
-        assert _missing(world, wanted) == []
+        again = write_changes(
+            world, "run-1", wanted, threshold
+        )  # the documented recovery: same date
+        assert missing_values(world, wanted) == []
         assert again.summary["still_failing"] == 0
         assert again.summary["applied"] == ACCOUNTS
         assert again.summary["fixed_by_retry"] == fixed + STICKY
@@ -109,11 +112,11 @@ def test_the_run_detects_every_silent_drop_and_a_same_date_rerun_repairs_all(
 @pytest.mark.parametrize("route", sorted(PATHS))
 def test_the_next_dates_run_leaves_no_silent_drop_missing(tmp_path: Path, route: str) -> None:
     path, threshold = PATHS[route]
-    world, wanted, sticky, _fault, _report = _dropped_run(tmp_path, path, threshold)
+    world, wanted, sticky, _fault, _report = dropped_run(tmp_path, path, threshold)
     try:
-        assert _missing(world, wanted) == sorted(sticky)
-        nxt = _write(world, "run-2", wanted, threshold)  # the engine decides the same again
-        assert _missing(world, wanted) == []
+        assert missing_values(world, wanted) == sorted(sticky)
+        nxt = write_changes(world, "run-2", wanted, threshold)  # the engine decides the same again
+        assert missing_values(world, wanted) == []
         assert nxt.summary["applied"] == STICKY
         with duckdb.connect(str(world.warehouse), read_only=True) as con:
             states = dict(
@@ -131,13 +134,13 @@ def test_an_out_of_cycle_run_sends_what_an_earlier_run_left_failing(tmp_path: Pa
     """A signals or returns run decides only its own accounts: it must not drop (supersede)
     the changes an earlier run left failing, and sends them."""
     path, threshold = PATHS["collections"]
-    world, wanted, sticky, _fault, _report = _dropped_run(tmp_path, path, threshold)
+    world, wanted, sticky, _fault, _report = dropped_run(tmp_path, path, threshold)
     try:
         with duckdb.connect(str(world.warehouse)) as con:
             write_run_context(con, "signals-1", date(2025, 3, 3), "v", cycle_mode="signals")
         other = next(a for a in world.accounts if a not in sticky)
-        signals = _write(world, "signals-1", {other: {"Book_Status__c": "stale"}}, threshold)
-        assert _missing(world, {a: wanted[a] for a in sticky}) == []
+        signals = write_changes(world, "signals-1", {other: {"Book_Status__c": "stale"}}, threshold)
+        assert missing_values(world, {a: wanted[a] for a in sticky}) == []
         assert signals.summary["applied"] == 1  # its own change; run-1's are run-1's
         with duckdb.connect(str(world.warehouse), read_only=True) as con:
             states = dict(
