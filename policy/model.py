@@ -406,6 +406,32 @@ class People(Strict):
     manual_changes: ManualChanges = ManualChanges()
 
 
+# --- warehouse engine --------------------------------------------------------------------------
+class SparkWarehouse(Strict):
+    """Names of environment variables holding the Spark connection, like the CRM's: the
+    master URL (spark://host:port) and the directory for its Parquet tables and metastore."""
+
+    master_env: str = "BOOKS_SPARK_MASTER"
+    warehouse_dir_env: str = "BOOKS_SPARK_WAREHOUSE"
+
+    @field_validator("master_env", "warehouse_dir_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name (allowed: A-Z, 0-9, _); "
+                "put the variable's name here, never the value itself"
+            )
+        return value
+
+
+class Warehouse(Strict):
+    """Which engine runs the dbt project: DuckDB on one machine (default) or a Spark cluster."""
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkWarehouse = SparkWarehouse()
+
+
 # --- the whole file ---------------------------------------------------------------------------
 class Policy(Strict):
     version: Literal[1] = 1
@@ -422,6 +448,9 @@ class Policy(Strict):
     guards: Guards = Guards()
     planning: Planning
     people: People = People()
+    # Not a rule of engagement: the engine must not change a decision, so it stays out of the
+    # policy version and the dbt vars (excluded from the dump).
+    warehouse: Warehouse = Field(default=Warehouse(), exclude=True)
 
     @field_validator("segments")
     @classmethod
