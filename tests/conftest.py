@@ -7,12 +7,12 @@ import pytest
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `spark` need the spark extra and Java (make test-spark): they run only when
-    `-m` names them, and are otherwise deselected (reported as such, never skipped).
+    `-m` names `spark`, and are otherwise deselected (reported as such, never skipped).
 
     Tests in files marked `long_pole` go first (stable order otherwise), so `make test`'s
     workers (`--dist loadfile --no-loadscope-reorder`) start the longest files at once instead of
     finding a ten-minute file at the end of the queue with one worker left to run it."""
-    if not config.option.markexpr:
+    if "spark" not in config.option.markexpr:
         spark = [item for item in items if item.get_closest_marker("spark") is not None]
         if spark:
             config.hook.pytest_deselected(items=spark)
