@@ -25,7 +25,7 @@ CHECK_BASE ?= main
 # (BOOKS_DBT_POLICY, set by `lint`) from the environment.
 export BOOKS_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 
-.PHONY: setup demo test check lint ui lock
+.PHONY: setup demo test check lint ui lock setup-spark test-spark lock-spark
 
 # Idempotent: creates .venv only if missing; uv leaves already-installed pins untouched.
 # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
@@ -65,6 +65,25 @@ lint: setup
 
 ui: setup
 	$(BIN)/books ui
+
+# Spark engine, opt-in: a venv of its own (pyspark is a whole Spark, ~450 MB, and the default
+# suite must not need it) with requirements.lock plus the `spark` extra's pins. Needs Java 17+
+# (Debian: apt-get install openjdk-17-jre-headless); nothing else downloads at run time.
+SPARK_VENV ?= .venv-spark
+setup-spark: $(BIN)/uv
+	test -x $(SPARK_VENV)/bin/python || $(PYTHON) -m venv $(SPARK_VENV)
+	$(BIN)/uv pip install --quiet --compile-bytecode -p $(SPARK_VENV)/bin/python \
+		-r requirements-spark.lock
+	$(BIN)/uv pip install --quiet -p $(SPARK_VENV)/bin/python -e . --no-deps \
+		--config-settings editable_mode=compat
+
+# The Spark tests (marker `spark`): they start a loopback standalone cluster and stop it.
+test-spark: setup-spark
+	$(SPARK_VENV)/bin/pytest -n 0 -m spark tests/spark
+
+lock-spark: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark -p 3.11 \
+		-c requirements.lock -o requirements-spark.lock
 
 # Re-pin after changing pyproject.toml dependencies (existing pins are preferred).
 lock: $(BIN)/uv

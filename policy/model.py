@@ -537,6 +537,36 @@ class People(Strict):
     """How owner changes made by hand in the CRM are recognised."""
 
 
+# --- warehouse engine --------------------------------------------------------------------------
+class SparkWarehouse(Strict):
+    """Names of environment variables holding the Spark connection, like the CRM's: the
+    master URL (spark://host:port) and the directory for its Parquet tables and metastore."""
+
+    master_env: str = "BOOKS_SPARK_MASTER"
+    """Environment variable holding the Spark master URL (spark://host:port)."""
+    warehouse_dir_env: str = "BOOKS_SPARK_WAREHOUSE"
+    """Environment variable holding the directory of the Spark tables (Parquet) and metastore."""
+
+    @field_validator("master_env", "warehouse_dir_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name (allowed: A-Z, 0-9, _); "
+                "put the variable's name here, never the value itself"
+            )
+        return value
+
+
+class Warehouse(Strict):
+    """Which engine runs the dbt project: DuckDB on one machine (default) or a Spark cluster."""
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    """duckdb (one file, the default) or spark (a Spark cluster; preview)."""
+    spark: SparkWarehouse = SparkWarehouse()
+    """Where the Spark connection settings are read from."""
+
+
 # --- the whole file ---------------------------------------------------------------------------
 class Policy(Strict):
     version: Literal[1] = 1
@@ -568,6 +598,11 @@ class Policy(Strict):
     """Inputs of the capacity plan (marts.capacity_plan)."""
     people: People = People()
     """Rep departures and owner changes made by hand."""
+    # Not a rule of engagement: the engine must not change a decision, so it stays out of the
+    # policy version and the dbt vars (excluded from the dump).
+    warehouse: Warehouse = Field(default=Warehouse(), exclude=True)
+    """Which engine runs the dbt project (not part of the policy version: it never changes a
+    decision)."""
 
     @field_validator("segments")
     @classmethod

@@ -54,7 +54,8 @@
     {#- source() only at execution: parse records no dependency, so models keep their lineage
         and unit tests their inputs. -#}
     {%- set relation = source('ops', 'run_context') -%}
-    {%- set rows = run_query('select cast(' ~ name ~ ' as varchar) as value from ' ~ relation) -%}
+    {%- set rows = run_query(
+        'select cast(' ~ name ~ ' as ' ~ dbt.type_string() ~ ') as value from ' ~ relation) -%}
     {%- if rows.rows | length != 1 -%}
         {{ exceptions.raise_compiler_error(
             relation ~ " holds " ~ (rows.rows | length) ~ " rows, expected the run's one row: run dbt "

@@ -76,3 +76,20 @@
 {% macro default__drop_last_word(expr) -%}
     regexp_replace({{ expr }}, ' [^ ]*$', '')
 {%- endmacro %}
+
+{#- The config of a table kept by upserting changed keys (the activity version tables).
+    DuckDB: incremental delete+insert on the key. Spark without Delta/Iceberg (nothing may
+    download at run time) has no row-level delete or merge on Parquet, and insert_overwrite only
+    replaces whole partitions, so the table is rebuilt each run: same rows, more work. -#}
+{% macro upsert_by_key(unique_key) -%}
+    {{ return(adapter.dispatch('upsert_by_key', 'dynamic_books')(unique_key)) }}
+{%- endmacro %}
+
+{% macro default__upsert_by_key(unique_key) -%}
+    {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert',
+               'unique_key': unique_key}) }}
+{%- endmacro %}
+
+{% macro spark__upsert_by_key(unique_key) -%}
+    {{ return({'materialized': 'table', 'file_format': 'parquet'}) }}
+{%- endmacro %}

@@ -1,4 +1,4 @@
 {#- The latest version of every Event, deleted ones included (is_deleted), renamed; incremental
     for the same reason as base_salesforce__tasks. Events have no status. -#}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='event_id') }}
+{{ config(**upsert_by_key('event_id')) }}
 {{ activity_versions(source('salesforce', 'event'), 'event_id') }}
