@@ -54,7 +54,8 @@ check: setup
 	@models=$$( { git diff --name-only $(CHECK_BASE) -- 'dbt_project/models/*.sql' 2>/dev/null; \
 		git ls-files --others --exclude-standard -- 'dbt_project/models/*.sql'; } \
 		| sort -u | while read -r f; do [ -f "$$f" ] && echo "$$f"; done ); \
-	if [ -n "$$models" ]; then $(BIN)/sqlfluff lint $$models; \
+	if [ -n "$$models" ]; then \
+		BOOKS_DBT_POLICY="$$($(BIN)/python -m policy books.yml)" $(BIN)/sqlfluff lint $$models; \
 	else echo "sqlfluff: no model changed against $(CHECK_BASE)"; fi
 	$(BIN)/pytest -q -n $(CHECK_WORKERS) --dist loadfile $(QUICK_TESTS)
 
