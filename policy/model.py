@@ -27,6 +27,19 @@ from policy.filters import Condition
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _check_env_name(value: str, holds: str) -> str:
+    """A policy key that names an environment variable must hold a name, never what the
+    variable holds (`holds`: the secret, the value)."""
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name (allowed: A-Z, 0-9, _); "
+            f"put the variable's name here, never {holds} itself"
+        )
+    return value
+
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 ActivityType = Literal[ACTIVITY_TYPES]  # type: ignore[valid-type]
@@ -70,12 +83,7 @@ class SalesforceCrm(Strict):
     @field_validator("instance_url_env", "client_id_env", "client_secret_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        if not _ENV_NAME.match(value):
-            raise ValueError(
-                f"{value!r} is not an environment variable name (allowed: A-Z, 0-9, _); "
-                "put the variable's name here, never the secret itself"
-            )
-        return value
+        return _check_env_name(value, "the secret")
 
     @field_validator("api_version")
     @classmethod
@@ -550,12 +558,7 @@ class SparkWarehouse(Strict):
     @field_validator("master_env", "warehouse_dir_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        if not _ENV_NAME.match(value):
-            raise ValueError(
-                f"{value!r} is not an environment variable name (allowed: A-Z, 0-9, _); "
-                "put the variable's name here, never the value itself"
-            )
-        return value
+        return _check_env_name(value, "the value")
 
 
 class Warehouse(Strict):

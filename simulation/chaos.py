@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from crm.salesforce import CrmSettings, connect
 from local_crm.db import CrmStore
-from local_crm.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, start_in_process
 from simulation.behaviour import rng_for
-from simulation.crm_api import TwinApi
+from simulation.crm_api import TwinApi, twin_api
 
 
 @dataclass(frozen=True)
@@ -49,15 +47,8 @@ def manager_api(crm_db: Path) -> Iterator[TwinApi]:
         raise ValueError(f"{crm_db} has no active Manager user for chaos mode's manual edits")
     password = secrets.token_hex(12)
     store.set_password(row[0], password)
-    server = start_in_process(crm_db)
-    try:
-        settings = CrmSettings(
-            kind="local", base_url=server.url, client_id=DEFAULT_CLIENT_ID,
-            client_secret=DEFAULT_CLIENT_SECRET, username=row[0], password=password,
-        )  # fmt: skip
-        yield TwinApi(connect(settings), server.store)
-    finally:
-        server.stop()
+    with twin_api(crm_db, username=row[0], password=password) as api:
+        yield api
 
 
 def act(api: TwinApi, plan: ChaosPlan, seed: int, start: date, day: date) -> ChaosDone:

@@ -53,8 +53,11 @@ class TwinApi:
 
 
 @contextmanager
-def twin_api(crm_db: Path) -> Iterator[TwinApi]:
-    """The twin served on a loopback port and a logged-in connection to it."""
+def twin_api(
+    crm_db: Path, username: str | None = None, password: str | None = None
+) -> Iterator[TwinApi]:
+    """The twin served on a loopback port and a logged-in connection to it (as `username`
+    when given, else as the integration user)."""
     server = start_in_process(crm_db)
     try:
         settings = CrmSettings(
@@ -62,6 +65,8 @@ def twin_api(crm_db: Path) -> Iterator[TwinApi]:
             base_url=server.url,
             client_id=DEFAULT_CLIENT_ID,
             client_secret=DEFAULT_CLIENT_SECRET,
+            username=username,
+            password=password,
         )
         yield TwinApi(connect(settings), server.store)
     finally:
