@@ -188,6 +188,16 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> p
     return pl.DataFrame(cursor.fetchall(), schema=names, orient="row")
 
 
+def _run_frame(
+    con: duckdb.DuckDBPyConnection, table: str | None, run_id: str | None, sql: str
+) -> pl.DataFrame:
+    """This run's rows by `sql` (`{table}` and a `run_id = ?` parameter in it); empty when the
+    table or the run is unknown (a warehouse built before that table existed)."""
+    if not (table and run_id):
+        return pl.DataFrame()
+    return _frame(con, sql.format(table=table), [run_id])
+
+
 def _last_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
     """The run the warehouse was last built for (ops.run_context), when none is given."""
     try:
@@ -329,16 +339,13 @@ def return_reasons_section(
     con: duckdb.DuckDBPyConnection, run_decisions: str | None, run_id: str | None
 ) -> Section:
     why = "Why reps handed accounts back to the pool in this run (their return requests)."
-    frame = (
-        _frame(
-            con,
-            f"select coalesce(reason, '(none given)') as reason, count(*) as returns "
-            f"from {run_decisions} where run_id = ? and decision_kind = 'return' "
-            "group by 1 order by 2 desc, 1",
-            [run_id],
-        )
-        if run_decisions and run_id
-        else pl.DataFrame()
+    frame = _run_frame(
+        con,
+        run_decisions,
+        run_id,
+        "select coalesce(reason, '(none given)') as reason, count(*) as returns "
+        "from {table} where run_id = ? and decision_kind = 'return' "
+        "group by 1 order by 2 desc, 1",
     )
     if not frame.height:
         return Section("Return reasons", why, empty="No rep returned an account in this run.")
@@ -356,17 +363,14 @@ def held_changes_section(
         "the record changed in the CRM meanwhile) or failed (the CRM refused; the code says "
         "why). A re-run of the same date sends the failed ones again."
     )
-    frame = (
-        _frame(
-            con,
-            f"select decision_kind, outcome, coalesce(outcome_code, '') as code, "
-            f"count(*) as decisions, min(outcome_detail) as example "
-            f"from {outcomes} where run_id = ? and outcome in ('held', 'failed') "
-            "group by 1, 2, 3 order by decisions desc, 1, 2, 3",
-            [run_id],
-        )
-        if outcomes and run_id
-        else pl.DataFrame()
+    frame = _run_frame(
+        con,
+        outcomes,
+        run_id,
+        "select decision_kind, outcome, coalesce(outcome_code, '') as code, "
+        "count(*) as decisions, min(outcome_detail) as example "
+        "from {table} where run_id = ? and outcome in ('held', 'failed') "
+        "group by 1, 2, 3 order by decisions desc, 1, 2, 3",
     )
     if not frame.height:
         return Section("Held changes", why, empty="No change of this run was held or failed.")
@@ -380,15 +384,12 @@ def quarantine_section(
         "CRM records and landing-file rows this run kept out of the decisions because they "
         "broke a data contract, by object and rule; the rest of the data went on."
     )
-    frame = (
-        _frame(
-            con,
-            f"select stage, object, rule, count(*) as records, min(reason) as requirement "
-            f"from {quarantine} where run_id = ? group by 1, 2, 3 order by records desc, 1, 2, 3",
-            [run_id],
-        )
-        if quarantine and run_id
-        else pl.DataFrame()
+    frame = _run_frame(
+        con,
+        quarantine,
+        run_id,
+        "select stage, object, rule, count(*) as records, min(reason) as requirement "
+        "from {table} where run_id = ? group by 1, 2, 3 order by records desc, 1, 2, 3",
     )
     if not frame.height:
         return Section("Quarantine", why, empty="Nothing was quarantined in this run.")
