@@ -3,7 +3,6 @@
 import functools
 import importlib.metadata
 import logging
-import os
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from dagster_dbt import DbtCliResource
 from packaging import version
 
 from orchestration.dbt_parse import DBT_PROJECT_DIR, ENV_WAREHOUSE, dbt_executable, dbt_project
+from policy.paths import temporary_env
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +22,8 @@ def dbt_environment(warehouse: str, policy_env: Mapping[str, str]) -> Iterator[N
     """The environment of one dbt subprocess (dagster-dbt passes os.environ on): the warehouse
     the profile opens (BOOKS_WAREHOUSE) and the policy (`PolicyResource.dbt_env`); restored
     afterwards."""
-    wanted = {ENV_WAREHOUSE: warehouse, **policy_env}
-    before = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
+    with temporary_env({ENV_WAREHOUSE: warehouse, **policy_env}):
         yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def stop_dbt(invocation: Any) -> None:

@@ -8,7 +8,8 @@ Everything downstream receives absolute paths. Read at call time, never at impor
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +77,19 @@ def resolve_paths(
         landing=pick(env.get(ENV_LANDING), "data/landing"),
         dagster_home=pick(env.get(ENV_DAGSTER_HOME), ".dagster_home"),
     )
+
+
+@contextmanager
+def temporary_env(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` in os.environ (subprocesses such as dbt inherit it) for the block, then the
+    environment as it was."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

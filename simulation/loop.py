@@ -16,11 +16,9 @@ The static arm runs no cycle at all; its reps act by the same model on fixed ter
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -29,6 +27,7 @@ from pathlib import Path
 from local_crm.db import CrmStore
 from orchestration.cadences import MAX_IDS_PER_RUN, ModstampCursor, advance, changed_rows
 from policy import BooksPaths, Policy, load_policy, policy_version
+from policy.paths import temporary_env
 from simulation.arms import Reference, assign_static
 from simulation.behaviour import Behaviour, Calibration, DayActions
 from simulation.cadence import fire_times
@@ -111,7 +110,7 @@ def run_policy_arm(
     began = time.monotonic()
     cursors: dict[str, ModstampCursor] = {}
     launched = False
-    with _arm_env(paths):
+    with temporary_env(paths.as_env()):
         instance = _instance(paths)
         for i in range(days):
             day = start + timedelta(days=i)
@@ -324,19 +323,3 @@ def _instance(paths: BooksPaths) -> object:
     from orchestration.runner import open_instance
 
     return open_instance(paths.dagster_home)
-
-
-@contextmanager
-def _arm_env(paths: BooksPaths) -> Iterator[None]:
-    """The arm's paths in the environment (dbt and Dagster subprocesses read them), restored
-    afterwards."""
-    saved = {k: os.environ.get(k) for k in paths.as_env()}
-    os.environ.update(paths.as_env())
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

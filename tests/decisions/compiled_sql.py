@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -22,6 +20,7 @@ import duckdb
 import polars as pl
 
 from policy import policy_dbt_env
+from policy.paths import temporary_env
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +39,6 @@ class CompiledModel:
     @property
     def relation(self) -> str:
         return f'"{self.database}"."{self.schema}"."{self.alias}"'
-
-
-@contextmanager
-def _env(**values: str):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def compile_models(
@@ -77,10 +62,12 @@ def compile_models(
         "--select", *select,
         "--quiet",
     ]  # fmt: skip
-    with _env(
-        BOOKS_WAREHOUSE=str(work_dir / "warehouse.duckdb"),
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        **policy_dbt_env(dbt_vars["policy"]),
+    with temporary_env(
+        {
+            "BOOKS_WAREHOUSE": str(work_dir / "warehouse.duckdb"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            **policy_dbt_env(dbt_vars["policy"]),
+        }
     ):
         result = dbtRunner().invoke(args)
     if not result.success:

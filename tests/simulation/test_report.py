@@ -23,8 +23,9 @@ def test_every_chart_renders_in_headless_chromium(small_twin, hand_reference, tm
     report = write_report(sim, tmp_path / "report.html")
     kpis = {r[3] for r in sim.arms[0].rows if r[4] is not None}
     dom = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-         "--dump-dom", report.as_uri()],
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'chromium'}",  # its own profile: runs in parallel
+         "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
         capture_output=True, text=True, timeout=180, check=True,
     ).stdout  # fmt: skip
     images = re.findall(r"<img [^>]*>", dom)
