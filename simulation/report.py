@@ -1,6 +1,7 @@
 """The lab's HTML report: one chart per KPI (a line per arm over the simulated weeks), the last
 week side by side, and the capacity advice. Self-contained (PNG charts embedded), as the run
-report is. Each chart marks itself `data-rendered` once the browser has decoded it."""
+report is. Each chart marks itself `data-rendered` in its load handler (false on a broken
+image), which runs before the page's own load event, so a headless dump always sees it."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ def _chart(kpi: str, lines: dict[str, list[tuple[int, float]]]) -> str:
     caption = html.escape(KPI_DESCRIPTIONS.get(key, kpi))
     return (
         f'<figure><img alt="{html.escape(kpi)}" src="data:image/png;base64,{data}" '
-        'onload="this.decode().then(() => {this.dataset.rendered = this.naturalWidth > 0})">'
+        'onload="this.dataset.rendered = this.naturalWidth > 0" '
+        'onerror="this.dataset.rendered = false">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
