@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestration.report_html import build_report, gini, write_report
+from orchestration.report_html import build_report, write_report
+from orchestration.report_sections_state import gini
 
 AS_OF = date(2025, 6, 2)
 
