@@ -1,6 +1,8 @@
 """Every column an analyst can query is documented: the columns of every model in marts/,
 decisions/ and sync/, of every table warehouse/publish.py publishes, and of the write-back's
 ops.sync_log and ops.write_ledger (dbt sources) have a non-empty description in the dbt YAML.
+And every such model enforces its contract: its YAML declares each column's data type, so a
+model whose SQL changes a public column's name or type fails to build instead of publishing it.
 
 The columns are read from the built warehouse (what a reader really sees), the descriptions
 from dbt's manifest (what `dbt docs` shows), so a column added to a model's SQL without a line
@@ -71,6 +73,19 @@ def undocumented(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> li
     return missing
 
 
+def uncontracted(manifest: dict[str, Any]) -> list[str]:
+    """Public models without an enforced contract, and their columns without a data type."""
+    out = []
+    for relation, node in sorted(public_relations(manifest).items()):
+        if node["resource_type"] != "model":
+            continue  # sources (ops.sync_log, ops.write_ledger) cannot carry a contract
+        if not node["config"]["contract"]["enforced"]:
+            out.append(f"{relation}: contract not enforced")
+        out += [f"{relation}.{c}: no data_type" for c, s in node["columns"].items()
+                if not s.get("data_type")]  # fmt: skip
+    return out
+
+
 @pytest.mark.slow
 def test_every_public_column_has_a_description(marts_world: MartsWorld) -> None:
     world = marts_world.world
@@ -86,3 +101,9 @@ def test_every_public_column_has_a_description(marts_world: MartsWorld) -> None:
     assert missing == [], f"{len(missing)} public columns without a description:\n" + "\n".join(
         missing
     )
+
+
+@pytest.mark.slow
+def test_every_public_model_enforces_its_contract(marts_world: MartsWorld) -> None:
+    manifest = json.loads(Path(marts_world.world.work_dir, "target", "manifest.json").read_text())
+    assert uncontracted(manifest) == []

@@ -48,7 +48,7 @@ already_given as (
     {%- else %}
     select
         rep_id,
-        0 as given_count
+        cast(0 as {{ dbt.type_bigint() }}) as given_count
     from reps
     where 1 = 0
     {%- endif %}

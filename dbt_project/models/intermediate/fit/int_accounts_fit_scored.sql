@@ -72,7 +72,7 @@ final as (
         {%- if columns %}
         round(cast(1.0 - 1.0 * issue_count / {{ columns | length }} as {{ dbt.type_numeric() }}), 2)
         {%- else %}
-        1.0
+        round(cast(1.0 as {{ dbt.type_numeric() }}), 2)
         {%- endif %} as fit_confidence,
         nullif(flag_text, '') as fit_data_quality_flags,
         issue_count > 0 as has_fit_data_quality_issue
