@@ -65,15 +65,18 @@ class World:
         ]
 
     def _add(self, table: str, record: str, replace: str) -> None:
-        """A new version of `record` (its latest one, with `replace`) in today's load."""
+        """A new version of `record` (its latest one, with `replace`) in today's load, merged
+        on id as ingestion does: the version it replaces leaves raw."""
         self.con.execute(
-            f"insert into raw_salesforce.{table} select * replace ({replace}, "
+            f"create or replace temp table version as select * replace ({replace}, "
             f"'{self.load_id}' as _dlt_load_id, md5(random()::varchar) as _dlt_id, "
             f"timestamptz '2026-01-01' + to_minutes({self.load}) as system_modstamp) "
             f"from raw_salesforce.{table} where id = ? "
             "order by system_modstamp desc, _dlt_load_id desc limit 1",
             [record],
         )
+        self.con.execute(f"delete from raw_salesforce.{table} where id in (select id from version)")
+        self.con.execute(f"insert into raw_salesforce.{table} select * from version")
 
     @property
     def load_id(self) -> str:

@@ -11,12 +11,7 @@
     first day a touch leaves a window or a future-dated one arrives), which were computed for a
     later as-of date (a run back in time), or which carry another fingerprint (policy or SQL
     changed: every row). Every other row is exactly what a full rebuild would give. -#}
--- depends_on: {{ source('salesforce', 'task') }}
--- depends_on: {{ source('salesforce', 'event') }}
--- depends_on: {{ source('salesforce', 'account') }}
--- depends_on: {{ source('ops', 'quarantined_ids') }}
 {{ config(
-    on_schema_change='append_new_columns',
     post_hook=prune_missing_keys('account_id', 'stg_salesforce__accounts'),
     **upsert_by_key('account_id')
 ) }}
@@ -37,12 +32,12 @@ file_activities as (
     select * from {{ ref('int_engagement_activities_resolved') }}
 ),
 
-raw_tasks as (
-    select * from {{ source('salesforce', 'task') }}
+task_versions as (
+    select * from {{ ref('base_salesforce__tasks') }}
 ),
 
-raw_events as (
-    select * from {{ source('salesforce', 'event') }}
+event_versions as (
+    select * from {{ ref('base_salesforce__events') }}
 ),
 
 raw_accounts as (
@@ -62,32 +57,31 @@ previous as (
 inputs_loaded as (
     select max(load_id) as load_id
     from (
-        select max(_dlt_load_id) as load_id from raw_tasks
+        select max(raw_load_id) as load_id from task_versions
         union all
-        select max(_dlt_load_id) as load_id from raw_events
+        select max(raw_load_id) as load_id from event_versions
         union all
         select max(_dlt_load_id) as load_id from raw_accounts
     ) as per_table
 ),
 
-{# Every account a quarantined row stands for: an account itself, or any account any version
-    of a quarantined activity referenced. -#}
+{# Every account a quarantined row stands for: an account itself or a quarantined activity's. -#}
 quarantined_accounts as (
     select quarantined.record_id as account_id
     from quarantined
     where quarantined.object = 'Account'
     union all
-    select coalesce(raw_tasks.account_id, raw_tasks.what_id) as account_id
-    from raw_tasks
-    where raw_tasks.id in (
+    select task_versions.account_id
+    from task_versions
+    where task_versions.task_id in (
         select quarantined.record_id
         from quarantined
         where quarantined.object = 'Task'
     )
     union all
-    select coalesce(raw_events.account_id, raw_events.what_id) as account_id
-    from raw_events
-    where raw_events.id in (
+    select event_versions.account_id
+    from event_versions
+    where event_versions.event_id in (
         select quarantined.record_id
         from quarantined
         where quarantined.object = 'Event'
@@ -125,26 +119,43 @@ build_state as (
     from previous
 ),
 
+{# Activity versions loaded since: the account each is on and the one the version it replaced
+    was on (an activity moved away changes the account it left). -#}
+activities_loaded as (
+    select
+        task_versions.account_id,
+        task_versions.previous_account_id,
+        task_versions.previous_raw_load_id
+    from task_versions
+    where task_versions.raw_load_id > (select build_state.inputs_load_id from build_state)
+    union all
+    select
+        event_versions.account_id,
+        event_versions.previous_account_id,
+        event_versions.previous_raw_load_id
+    from event_versions
+    where event_versions.raw_load_id > (select build_state.inputs_load_id from build_state)
+),
+
+{# A replaced version this table never saw (two loads of one activity since it was built, e.g.
+    after a crash) hides the account the rows were computed with: every account then. -#}
+unseen_replacements as (
+    select count(*) as replacements
+    from activities_loaded
+    where activities_loaded.previous_raw_load_id
+        > (select build_state.inputs_load_id from build_state)
+),
+
 changed_accounts as (
     select raw_accounts.id as account_id
     from raw_accounts
     where raw_accounts._dlt_load_id > (select build_state.inputs_load_id from build_state)
     union all
-    select coalesce(raw_tasks.account_id, raw_tasks.what_id) as account_id
-    from raw_tasks
-    where raw_tasks.id in (
-        select loaded.id
-        from raw_tasks as loaded
-        where loaded._dlt_load_id > (select build_state.inputs_load_id from build_state)
-    )
+    select activities_loaded.account_id
+    from activities_loaded
     union all
-    select coalesce(raw_events.account_id, raw_events.what_id) as account_id
-    from raw_events
-    where raw_events.id in (
-        select loaded.id
-        from raw_events as loaded
-        where loaded._dlt_load_id > (select build_state.inputs_load_id from build_state)
-    )
+    select activities_loaded.previous_account_id as account_id
+    from activities_loaded
     union all
     select account_id from quarantined_accounts
     union all
@@ -173,11 +184,13 @@ changed_accounts as (
 scoped_accounts as (
     select *
     from accounts
-    where accounts.account_id in (
-        select changed_accounts.account_id
-        from changed_accounts
-        where changed_accounts.account_id is not null
-    )
+    where
+        accounts.account_id in (
+            select changed_accounts.account_id
+            from changed_accounts
+            where changed_accounts.account_id is not null
+        )
+        or (select unseen_replacements.replacements from unseen_replacements) > 0
 ),
 
 {% else %}
