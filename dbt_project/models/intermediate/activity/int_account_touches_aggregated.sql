@@ -88,6 +88,12 @@ quarantined_accounts as (
     )
 ),
 
+quarantined_account_ids as (
+    select distinct quarantined_accounts.account_id
+    from quarantined_accounts
+    where quarantined_accounts.account_id is not null
+),
+
 {# File activities reach an account through domains, users and contacts that any account,
     user or contact row can change; their resolved rows are few, so each account's are hashed
     and compared with the hash its row was computed from. -#}
@@ -265,11 +271,7 @@ final as (
         '{{ fingerprint }}' as build_fingerprint,
         (select inputs_loaded.load_id from inputs_loaded) as inputs_load_id,
         file_inputs.file_inputs_hash,
-        scoped_accounts.account_id in (
-            select quarantined_accounts.account_id
-            from quarantined_accounts
-            where quarantined_accounts.account_id is not null
-        ) as had_quarantined_input
+        quarantined_account_ids.account_id is not null as had_quarantined_input
     from scoped_accounts
     left join aggregated
         on scoped_accounts.account_id = aggregated.account_id
@@ -277,6 +279,8 @@ final as (
         on scoped_accounts.account_id = boundaries.account_id
     left join file_inputs
         on scoped_accounts.account_id = file_inputs.account_id
+    left join quarantined_account_ids
+        on scoped_accounts.account_id = quarantined_account_ids.account_id
 )
 
 select * from final
