@@ -87,7 +87,7 @@
 
 {% macro default__upsert_by_key(unique_key) -%}
     {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert',
-               'unique_key': unique_key}) }}
+               'unique_key': unique_key, 'on_schema_change': 'append_new_columns'}) }}
 {%- endmacro %}
 
 {% macro spark__upsert_by_key(unique_key) -%}

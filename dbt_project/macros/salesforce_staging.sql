@@ -32,7 +32,10 @@
 
 {#- The body of an activity base model (Task, Event): the latest version of every record,
     deleted ones included, renamed to one shape; incremental-aware (`ids_loaded_since_last_build`).
-    Events have no Status: `status_column` none gives a null task_status. -#}
+    Events have no Status: `status_column` none gives a null task_status.
+    An incremental run also keeps the account and load of the version a new one replaced
+    (previous_account_id, previous_raw_load_id): raw is merged on id, so this is the only trace
+    of an activity moved to another account, which the incremental account touches recompute. -#}
 {% macro activity_versions(raw_relation, id_name, status_column=none) -%}
 with
 
@@ -60,9 +63,36 @@ renamed as (
         _dlt_load_id as raw_load_id
     from source
     where id is not null
-)
+),
+{% if is_incremental() %}
+replaced as (
+    select
+        {{ id_name }},
+        account_id,
+        raw_load_id
+    from {{ this }}
+    where {{ id_name }} in (select renamed.{{ id_name }} from renamed)
+),
 
-select * from renamed
+final as (
+    select
+        renamed.*,
+        replaced.account_id as previous_account_id,
+        replaced.raw_load_id as previous_raw_load_id
+    from renamed
+    left join replaced
+        on renamed.{{ id_name }} = replaced.{{ id_name }}
+)
+{% else %}
+final as (
+    select
+        renamed.*,
+        cast(null as {{ dbt.type_string() }}) as previous_account_id,
+        cast(null as {{ dbt.type_string() }}) as previous_raw_load_id
+    from renamed
+)
+{% endif %}
+select * from final
 {%- endmacro %}
 
 {#- The body of an activity staging view: the live, not quarantined rows of its base model,
