@@ -3,12 +3,12 @@ production path, its run context written as a cycle writes it; the cycle's dbt b
 (`--selector books_cycle`, gates included) runs on DuckDB and on the loopback Spark cluster
 from the same sources; the decision record, both sync models, every public mart and the
 write-back plan read from Spark's tables are the same as DuckDB's (hash of sorted, normalised
-rows, run metadata left out), and so is every staging model (the sources' copy on Spark
+rows, run metadata left out, doubles to 1e-6), and so is every staging model (the sources' copy on Spark
 reads as the ingested tables do)."""
 
 from __future__ import annotations
 
-import hashlib
+import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -36,19 +36,37 @@ RUN_METADATA = frozenset({"run_id", "decided_at", "built_at", "loaded_at", "writ
 
 
 def _normal(value: Any) -> Any:
-    """One spelling per value across engines: UTC instants, floats to 9 digits."""
+    """One spelling per value across engines: UTC instants, every number a float."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     if isinstance(value, float | Decimal):
-        return round(float(value), 9)
+        return float(value)
     return value
 
 
-def _digest(columns: list[str], rows: list[tuple]) -> tuple[list[str], int, str]:
+def _key(row: tuple) -> str:
+    """Sort key of a row: its values, numbers to 4 decimals (a tie-break only)."""
+    return repr(tuple(round(v, 4) if isinstance(v, float) else v for v in row))
+
+
+def _table(columns: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
+    """The columns without run metadata and the rows, normalised and sorted."""
     keep = [i for i, c in enumerate(columns) if c not in RUN_METADATA]
-    lines = sorted(repr(tuple(_normal(row[i]) for i in keep)) for row in rows)
-    names = [columns[i] for i in keep]
-    return names, len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    normal = [tuple(_normal(row[i]) for i in keep) for row in rows]
+    return [columns[i] for i in keep], sorted(normal, key=_key)
+
+
+def _same(expected: tuple[list[str], list[tuple]], actual: tuple[list[str], list[tuple]]) -> bool:
+    """Same columns and rows; doubles equal to 1e-6 relative (DuckDB and Spark differ in the
+    last digits of power() and of decimal division: about 1e-8 on the scores)."""
+    if expected[0] != actual[0] or len(expected[1]) != len(actual[1]):
+        return False
+    for want, got in zip(expected[1], actual[1], strict=True):
+        for a, b in zip(want, got, strict=True):
+            both_float = isinstance(a, float) and isinstance(b, float)
+            if not (math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) if both_float else a == b):
+                return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +90,17 @@ def built(tmp_path_factory: pytest.TempPathFactory, cluster: SparkCluster) -> It
 def _both(built: dict, relation: str) -> tuple[tuple, tuple]:
     with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
         duck = con.sql(f"select * from {relation}")
-        expected = _digest(duck.columns, duck.fetchall())
+        expected = _table(duck.columns, duck.fetchall())
     frame = built["session"].sql(f"select * from {relation}")
-    actual = _digest(frame.columns, [tuple(r) for r in frame.collect()])
+    actual = _table(frame.columns, [tuple(r) for r in frame.collect()])
     return actual, expected
 
 
 def test_decisions_and_sync_models_are_the_same_on_spark_and_duckdb(built: dict) -> None:
     for relation in DECISIONS:
         actual, expected = _both(built, relation)
-        assert expected[1] > 0 or relation.endswith("leads"), f"{relation} is empty on DuckDB"
-        assert actual == expected, relation
+        assert expected[1] or relation.endswith("leads"), f"{relation} is empty on DuckDB"
+        assert _same(expected, actual), relation
 
 
 def _relations(built: dict, schema: str) -> list[str]:
@@ -103,7 +121,7 @@ def test_public_marts_and_staging_are_the_same_on_spark_and_duckdb(
 ) -> None:
     relations = _relations(built, schema)
     assert len(relations) >= at_least
-    different = [r for r in relations if (pair := _both(built, r))[0] != pair[1]]
+    different = [r for r in relations if not _same(*reversed(_both(built, r)))]
     assert not different
 
 
