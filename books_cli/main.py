@@ -117,12 +117,35 @@ def _detail(args: argparse.Namespace, paths: Any, command: str) -> Iterator[Any]
         yield detail
 
 
+@contextmanager
+def _engine(args: argparse.Namespace, paths: Any) -> Iterator[Any]:
+    """The demo's engine: the policy's, or `--engine spark` on a loopback cluster it starts
+    (and stops) for the run (orchestration/spark_local.py)."""
+    if getattr(args, "engine", None) != "spark":
+        yield paths
+        return
+    local_spark = _import("orchestration.spark_local", "local_spark", "the Spark engine")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise Unavailable(
+            "--engine spark needs pyspark: make setup-spark, then .venv-spark/bin/books"
+        ) from None
+    with local_spark(paths) as spark_paths:
+        yield spark_paths
+
+
 def _preflight(paths: Any, policy: Any, *, crm: bool) -> None:
     """What the cycle needs, checked before it starts (each failure is one line)."""
     from books_cli.preflight import check_crm, check_landing, check_warehouse
+    from warehouse.engine import EngineError, spark_tables_dir
 
     check_landing(paths.landing)
     check_warehouse(paths.warehouse)
+    try:
+        spark_tables_dir(policy)  # engine spark: its connection settings are in the environment
+    except EngineError as exc:
+        raise UserError(str(exc)) from None
     if crm:
         check_crm(policy, paths.crm_db)
 
@@ -265,10 +288,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _preflight(paths, policy, crm=False)  # the demo makes its local CRM if there is none
     run_demo = _import("orchestration.runner", "run_demo", "the demo runner")
     progress = _progress(args)
-    with _detail(args, paths, "demo") as detail:
+    with _detail(args, paths, "demo") as detail, _engine(args, paths) as run_paths:
         summary = run_demo(
             progress,
-            paths=paths,
+            paths=run_paths,
             as_of=args.as_of,
             accounts=args.accounts,
             reps=args.reps,
@@ -402,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEMO_SEED,
         metavar="S",
         help=f"random seed of a new world (default {DEMO_SEED}); the same seed, the same world",
+    )
+    demo.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default=None,
+        help="where dbt builds: the policy's warehouse.engine (default), or spark on a loopback "
+        "Spark cluster the demo starts and stops (needs make setup-spark and Java 17)",
     )
     demo.set_defaults(func=cmd_demo)
 

@@ -7,7 +7,9 @@ them, and row counts of the built tables are read once dbt released the DuckDB f
 
 import functools
 import json
+import subprocess
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -23,12 +25,15 @@ from dagster_dbt import (
 from orchestration.cycle import DUCKDB_POOL, PolicyResource
 from orchestration.dbt_cli import dbt_environment, failed_nodes, stop_dbt
 from orchestration.dbt_parse import (
+    DBT_PROJECT_DIR,
+    dbt_executable,
     dbt_manifest_path,
     dbt_project,
     warehouse_target,
 )
 from orchestration.resources import WarehouseResource
 from orchestration.run_context import GROUP_TRANSFORM, run_context_for, store_run_context
+from warehouse.engine import PROFILE_WAREHOUSE_DIR_ENV
 
 # Model folders (the layer under models/) whose assets make the decisions; the rest transform.
 DECIDE_LAYERS = frozenset({"decisions", "sync"})
@@ -157,11 +162,12 @@ def _run_dbt_build(
     )
     relations = relations_by_output(context.assets_def)
     built: dict[str, dg.AssetKey] = {}
-    with dbt_environment(warehouse, policy.dbt_env()):
+    args, engine_env = engine_build_args(policy, warehouse)
+    with dbt_environment(warehouse, {**policy.dbt_env(), **engine_env}):
         # The selection (--selector books_cycle, or the subset a user picked) comes from
         # dagster-dbt; unit tests are not in it (CI runs them against the default books.yml).
         invocation = dbt.cli(
-            ["build"],
+            args,
             context=context,
             raise_on_error=False,
             target_path=warehouse_target(warehouse),
@@ -177,8 +183,11 @@ def _run_dbt_build(
             stop_dbt(invocation)
     # Row counts of the built tables once dbt has released the DuckDB file (a materialization's
     # metadata is fixed when it is yielded, so they come as observations of the same assets).
-    for relation, rows in count_rows(warehouse, sorted(built)).items():
+    counted = sorted(built) if not engine_env else []  # on Spark the tables are not in DuckDB
+    for relation, rows in count_rows(warehouse, counted).items():
         yield dg.AssetObservation(asset_key=built[relation], metadata={"dagster/row_count": rows})
+    if engine_env and invocation.is_successful():
+        serve_spark_build(warehouse, {**policy.dbt_env(), **engine_env})
     if not invocation.is_successful():
         failures = failed_nodes(invocation)
         raise dg.Failure(
@@ -188,6 +197,51 @@ def _run_dbt_build(
                 "failed_nodes": len(failures),
                 "dbt_target": dg.MetadataValue.path(str(invocation.target_path)),
             },
+        )
+
+
+def engine_build_args(policy: PolicyResource, warehouse: str) -> tuple[list[str], dict[str, str]]:
+    """The dbt command and extra environment for the policy's engine (`warehouse.engine`).
+
+    DuckDB: `dbt build` on the warehouse file. Spark: the sources (raw and ops tables, ensured
+    first) are copied to Parquet for Spark (warehouse/spark_raw.py) and dbt builds on the
+    `spark` target, connected through the environment variables the policy names.
+    """
+    if policy.policy.warehouse.engine != "spark":
+        return ["build"], {}
+    from warehouse.engine import spark_settings
+    from warehouse.spark_raw import export_for_spark
+
+    settings = spark_settings(policy.policy)
+    export_for_spark(Path(warehouse), settings.warehouse_dir)
+    return ["build", "--target", "spark"], settings.dbt_env()
+
+
+def serve_spark_build(warehouse: str, env: Mapping[str, str]) -> None:
+    """After a build on Spark: the tables the report and the analytics file read are copied into
+    the DuckDB warehouse and dbt recreates the views there (views are cheap and one of them, the
+    decision outcomes, must read the outcome log as the write-back leaves it). The write-back
+    plan reads the sync models from Spark itself (reverse_etl.plan)."""
+    from warehouse.spark_raw import mirror_to_duckdb
+
+    mirror_to_duckdb(Path(env[PROFILE_WAREHOUSE_DIR_ENV]), Path(warehouse))
+    target = warehouse_target(warehouse) / "duckdb-views"
+    command = [
+        dbt_executable(),
+        "run",
+        "--select",
+        "config.materialized:view",
+        "--target",
+        "duckdb",
+    ]
+    command += ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    command += ["--target-path", str(target), "--log-path", str(target / "logs")]
+    with dbt_environment(warehouse, env):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise dg.Failure(
+            description="dbt could not recreate the views on DuckDB after the Spark build: "
+            + done.stdout.strip()[-800:]
         )
 
 

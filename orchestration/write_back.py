@@ -39,6 +39,7 @@ from reverse_etl import (
     ledger,
     plan_write_back,
 )
+from warehouse.engine import spark_tables_dir
 
 SYNC_MODEL_KEY = dg.AssetKey(["sync_salesforce__accounts"])
 SYNC_MODEL_KEYS = [dg.AssetKey([o.model]) for o in SYNC_OBJECTS.values()]
@@ -52,7 +53,10 @@ def _plan(
     as_of = as_of_date_of(context)
     run_id = policy.run_id_for(context, as_of)
     plan = plan_write_back(
-        warehouse.warehouse_path, run_id, policy=WritePolicy.from_policy(policy.policy)
+        warehouse.warehouse_path,
+        run_id,
+        policy=WritePolicy.from_policy(policy.policy),
+        spark_warehouse=spark_tables_dir(policy.policy),
     )
     return run_id, plan
 

@@ -221,14 +221,25 @@ def build_plan(
     return Plan(run_id, tuple(changes), moves, owned, tuple(reasons), policy, held)
 
 
-def load_sync_rows(warehouse_path: str | Path, run_id: str | None = None) -> pl.DataFrame:
+def load_sync_rows(
+    warehouse_path: str | Path, run_id: str | None = None, *, spark_warehouse: Path | None = None
+) -> pl.DataFrame:
     """Read every sync model (`SYNC_OBJECTS`) and unpivot it to the long planner input.
 
     Each model is wide: its id column, and per writable field a desired column named as dlt
     names the field (`owner_id`) and its read value prefixed `before_` (`before_owner_id`). A
     field whose desired column is absent is not written by this product. A missing model is an
-    error: a silent gap would leave that object's decisions unwritten.
+    error: a silent gap would leave that object's decisions unwritten. With `spark_warehouse`
+    (engine spark) the models are read from the tables Spark built there.
     """
+    if spark_warehouse is not None:
+        from warehouse.spark_raw import read_table
+
+        try:
+            wides = {n: read_table(spark_warehouse, o.relation) for n, o in SYNC_OBJECTS.items()}
+        except FileNotFoundError as error:
+            raise PlanError(str(error)) from error
+        return _sync_rows(wides, run_id)
     with _connect(warehouse_path, read_only=True) as con:
         present = {
             r[0]
@@ -242,6 +253,10 @@ def load_sync_rows(warehouse_path: str | Path, run_id: str | None = None) -> pl.
         wides = {
             name: con.sql(f"select * from {o.relation}").pl() for name, o in SYNC_OBJECTS.items()
         }
+    return _sync_rows(wides, run_id)
+
+
+def _sync_rows(wides: dict[str, pl.DataFrame], run_id: str | None) -> pl.DataFrame:
     frames = []
     for name, wide in wides.items():
         target = SYNC_OBJECTS[name]
@@ -303,15 +318,18 @@ def plan_write_back(
     *,
     policy: Any = None,
     clock: Callable[[], dt.datetime] | None = None,
+    spark_warehouse: Path | None = None,
 ) -> Plan:
     """Build this run's plan from the warehouse, run the guards and store it in the ledger.
 
-    Makes no CRM call: this is also the dry run (`books run --dry-run`).
+    Makes no CRM call: this is also the dry run (`books run --dry-run`). With
+    `spark_warehouse` the sync models are read from Spark's tables; the ledger, the guards'
+    inputs (raw CRM reads, earlier plans) and the outcome log stay in the DuckDB warehouse.
     """
     from reverse_etl import ledger
 
     policy = WritePolicy.from_policy(policy)
-    rows = load_sync_rows(warehouse_path, run_id)
+    rows = load_sync_rows(warehouse_path, run_id, spark_warehouse=spark_warehouse)
     context = load_guard_context(warehouse_path, policy, exclude_run=run_id)
     plan = build_plan(rows, run_id, policy=policy, context=context)
     ledger.store_plan(

@@ -55,3 +55,11 @@ def spark_settings(policy: Policy, environ: Mapping[str, str] | None = None) -> 
             f"{names.master_env}={master!r} is not a Spark master URL (spark://host:port)"
         )
     return SparkSettings(master=master, warehouse_dir=Path(env[names.warehouse_dir_env]).resolve())
+
+
+def spark_tables_dir(policy: Policy, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where the models live when the engine is spark (the Python side reads the sync models
+    from there); None on DuckDB, where they are in the warehouse file."""
+    if policy.warehouse.engine != "spark":
+        return None
+    return spark_settings(policy, environ).warehouse_dir

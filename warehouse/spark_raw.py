@@ -1,74 +1,43 @@
-"""The raw layer on Spark, first version: copy a DuckDB warehouse's raw and ops schemas to
-Parquet and register each file set as a Spark table of the same schema.table name, so the dbt
-project's sources resolve unchanged on the `spark` target.
+"""What moves between the DuckDB side and Spark: the sources in, the models the Python side
+reads (the write-back's sync models) out. Both as Parquet under the Spark table directory
+($BOOKS_SPARK_WAREHOUSE): `raw/<schema>/<table>/` in, `tables/<schema>.db/<table>/` out.
 
-Why a copy: it lets the whole dbt project run on Spark against exactly what the production
-ingestion writes today. The next step lands the CRM objects and landing files as Parquet
-directly (dlt's filesystem destination), without DuckDB in between.
-
-Also the one place for the Spark session's settings (`spark_conf`), which the dbt profile's
-`spark` target mirrors from the same environment variables, so a loader and dbt running in
-one process share one session and one metastore.
+Why a copy in: ingestion (dlt, the contracts, the quarantine) and the ops tables (run context,
+the write-back's decision outcome log, whose one DDL is Python's) stay on the DuckDB side, where
+row-level updates and sequences are safe; Spark gets exactly what a DuckDB build would read.
+dbt registers the copies as Spark tables itself (on-run-start hook `register_sources`), so no
+Spark session is needed here and dbt's session (its `spark` profile target, the one place for
+the session's settings) owns the metastore. Landing the CRM objects as Parquet directly (dlt's
+filesystem destination) is the next step.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import duckdb
+import polars as pl
 
 # What the dbt sources read: the ingested raw schemas and the Python side's ops tables/views.
 RAW_SCHEMAS = ("raw_salesforce", "raw_files", "ops")
-MASTER_ENV = "BOOKS_SPARK_MASTER"
-WAREHOUSE_DIR_ENV = "BOOKS_SPARK_WAREHOUSE"
 
 
-def spark_conf(master: str, warehouse_dir: Path) -> dict[str, str]:
-    """Session settings: the master, where managed tables and the (Derby) metastore live, small
-    executors (a shared machine), no web UI. Keep in step with dbt_project/profiles.yml."""
-    warehouse_dir = Path(warehouse_dir).resolve()
-    return {
-        "spark.master": master,
-        "spark.app.name": "dynamic-books",
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.memory": "1g",
-        "spark.executor.memory": "512m",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.sql.shuffle.partitions": "4",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.warehouse.dir": str(warehouse_dir / "tables"),
-        "spark.hadoop.javax.jdo.option.ConnectionURL": (
-            f"jdbc:derby:;databaseName={warehouse_dir / 'metastore_db'};create=true"
-        ),
-    }
+def raw_dir(spark_warehouse: Path) -> Path:
+    """Where the source copies live; dbt_project/macros/spark_sources.sql reads the same."""
+    return Path(spark_warehouse).resolve() / "raw"
 
 
-def spark_session(master: str, warehouse_dir: Path) -> Any:
-    """The process's Spark session with Hive support (dbt-spark's `session` method reuses it)."""
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.enableHiveSupport()
-    for key, value in spark_conf(master, warehouse_dir).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
-def session_from_env() -> Any:
-    """A session from BOOKS_SPARK_MASTER / BOOKS_SPARK_WAREHOUSE, like the dbt profile."""
-    master = os.environ.get(MASTER_ENV)
-    warehouse_dir = os.environ.get(WAREHOUSE_DIR_ENV)
-    if not master or not warehouse_dir:
-        raise RuntimeError(f"set {MASTER_ENV} and {WAREHOUSE_DIR_ENV} to use the spark engine")
-    return spark_session(master, Path(warehouse_dir))
+def table_dir(spark_warehouse: Path, relation: str) -> Path:
+    """The folder of a model's Parquet files: Spark's managed-table location in the metastore
+    of the `spark` profile target (`spark.sql.warehouse.dir` is `<warehouse>/tables`)."""
+    schema, table = relation.split(".")
+    return Path(spark_warehouse).resolve() / "tables" / f"{schema}.db" / table
 
 
 def export_raw_to_parquet(duckdb_path: Path, parquet_dir: Path) -> list[tuple[str, str, Path]]:
     """Write every table and view of RAW_SCHEMAS to `parquet_dir/schema/table/` (one file).
 
-    Returns (schema, table, file) for each. Timestamps with time zone are written as UTC
+    Returns (schema, table, folder) for each. Timestamps with time zone are written as UTC
     instants, which Spark reads as TIMESTAMP in the session's UTC time zone.
     """
     written = []
@@ -89,10 +58,69 @@ def export_raw_to_parquet(duckdb_path: Path, parquet_dir: Path) -> list[tuple[st
     return written
 
 
-def register_parquet_tables(session: Any, files: list[tuple[str, str, Path]]) -> None:
-    """Create each schema and an external Parquet table over each file (replacing any)."""
-    for schema in sorted({schema for schema, _, _ in files}):
-        session.sql(f"create database if not exists `{schema}`")
-    for schema, table, file in files:
-        session.sql(f"drop table if exists `{schema}`.`{table}`")
-        session.sql(f"create table `{schema}`.`{table}` using parquet location '{file}'")
+def export_for_spark(duckdb_path: Path, spark_warehouse: Path) -> list[str]:
+    """Copy what the dbt sources read to `raw_dir(spark_warehouse)`; returns `schema.table`s.
+
+    The ops tables dbt reads (run context, decision outcome log) are first ensured in DuckDB
+    (`ensure_run_context_tables` -> `reverse_etl.outcomes.ensure`, their one DDL), so a fresh
+    warehouse gives Spark the same, empty, tables with the same columns: the decision models
+    build on Spark as they do on DuckDB.
+    """
+    from warehouse.run_context import ensure_run_context_tables
+
+    with duckdb.connect(str(duckdb_path)) as con:
+        ensure_run_context_tables(con)
+    files = export_raw_to_parquet(duckdb_path, raw_dir(spark_warehouse))
+    return [f"{schema}.{table}" for schema, table, _ in files]
+
+
+def read_table(spark_warehouse: Path, relation: str) -> pl.DataFrame:
+    """A model Spark built, read from its Parquet files (no Spark session: the caller may be a
+    process whose next dbt step on Spark needs the metastore, which only one JVM may open).
+
+    Raises FileNotFoundError naming the folder when the model was never built."""
+    folder = table_dir(spark_warehouse, relation)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{relation}: no Spark table at {folder}; run dbt on spark first")
+    with duckdb.connect() as con:
+        return con.sql(f"select * from read_parquet('{folder}/*.parquet')").pl()
+
+
+# The built tables the Python side's report, analytics file and `books explain` read.
+SERVED_SCHEMAS = ("intermediate", "marts", "decisions")
+
+
+def mirror_to_duckdb(
+    spark_warehouse: Path, duckdb_path: Path, schemas: tuple[str, ...] = SERVED_SCHEMAS
+) -> list[str]:
+    """Copy every table Spark built in `schemas` into the DuckDB warehouse (replacing it), so the
+    report and the analytics file read this run's tables; returns the `schema.table`s copied.
+
+    Views are not copied: dbt recreates them on DuckDB over these tables (`dbt run --select
+    config.materialized:view`), so a view over the outcome log still reads the log as the
+    write-back leaves it. The write-back's plan does not read this copy: it reads Spark's sync
+    tables (`read_table`)."""
+    copied = []
+    with duckdb.connect(str(duckdb_path)) as con:
+        for schema in schemas:
+            root = Path(spark_warehouse).resolve() / "tables" / f"{schema}.db"
+            folders = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+            con.execute(f'create schema if not exists "{schema}"')
+            views = {
+                name
+                for (name,) in con.execute(
+                    "select view_name from duckdb_views() where schema_name = ?", [schema]
+                ).fetchall()
+            }
+            for folder in folders:
+                if not any(folder.glob("*.parquet")):
+                    raise FileNotFoundError(f"{schema}.{folder.name}: no Parquet file in {folder}")
+                relation = f'"{schema}"."{folder.name}"'
+                if folder.name in views:  # a view on a DuckDB build, a table on Spark's
+                    con.execute(f"drop view {relation}")
+                con.execute(
+                    f"create or replace table {relation} as "
+                    f"select * from read_parquet('{folder}/*.parquet')"
+                )
+                copied.append(f"{schema}.{folder.name}")
+    return copied

@@ -93,3 +93,48 @@
 {% macro spark__upsert_by_key(unique_key) -%}
     {{ return({'materialized': 'table', 'file_format': 'parquet'}) }}
 {%- endmacro %}
+
+{#- CTE `<name>` (<id_column>, name_prefix): every proper word-prefix of `<key_column>` (keys
+    hold words separated by single blanks) of the rows of `<source_cte>`: 'acme robotics eu' ->
+    'acme robotics', 'acme'. The model's WITH must be `with recursive` (default: a recursive
+    CTE dropping one word per step). -#}
+{% macro word_prefix_cte(name, source_cte, id_column, key_column) -%}
+    {{ return(adapter.dispatch('word_prefix_cte', 'dynamic_books')(
+        name, source_cte, id_column, key_column)) }}
+{%- endmacro %}
+
+{% macro default__word_prefix_cte(name, source_cte, id_column, key_column) -%}
+{{ name }} as (
+    select
+        {{ id_column }},
+        {{ drop_last_word(key_column) }} as name_prefix
+    from {{ source_cte }}
+    where {{ key_column }} like '% %'
+    union all
+    select
+        {{ id_column }},
+        {{ drop_last_word('name_prefix') }} as name_prefix
+    from {{ name }}
+    where name_prefix like '% %'
+)
+{%- endmacro %}
+
+{#- Spark: all prefixes at once from the split words. Spark runs a recursive CTE one job per
+    step and plans the whole chain of CTEs feeding it again at each step (minutes per model). -#}
+{% macro spark__word_prefix_cte(name, source_cte, id_column, key_column) -%}
+{{ name }} as (
+    select
+        words.{{ id_column }},
+        prefixes.name_prefix
+    from (
+        select
+            {{ id_column }},
+            split({{ key_column }}, ' ') as key_words
+        from {{ source_cte }}
+        where {{ key_column }} like '% %'
+    ) as words
+    lateral view explode(
+        transform(sequence(1, size(words.key_words) - 1), k -> array_join(slice(words.key_words, 1, k), ' '))
+    ) prefixes as name_prefix
+)
+{%- endmacro %}

@@ -335,3 +335,17 @@ def test_run_without_a_date_is_as_of_the_local_crm_clock(
     monkeypatch.setattr(cli, "_import", lambda _m, name, _w: real.get(name, fake_run_cycle))
     assert cli.main(["run", "--dry-run", "-q"]) == 0
     assert seen["as_of"].isoformat() == "2025-06-02"
+
+
+def test_run_on_spark_without_its_connection_stops_before_anything_runs(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    policy = tmp_path / "spark.yml"
+    policy.write_text((REPO / "books.yml").read_text() + "\nwarehouse:\n  engine: spark\n")
+    with_local_crm(env)
+    env = {k: v for k, v in env.items() if not k.startswith("BOOKS_SPARK_")}
+    result = books(["run", "--as-of", "2025-01-06", "--policy", str(policy)], env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "BOOKS_SPARK_MASTER" in result.stderr
+    assert not Path(env["BOOKS_WAREHOUSE"]).exists()

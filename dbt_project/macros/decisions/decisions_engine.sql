@@ -230,6 +230,11 @@
     Emits CTE `<name>`: rep_id, unit_id, pick_number, slot_order (1 first kind, 2 second),
     built from its helpers `<name>_sequence` and `<name>_steps` (named by the caller). -#}
 {% macro decisions_fit_walk_ctes(name, assigned_cte, limits_cte) -%}
+    {{ return(adapter.dispatch('decisions_fit_walk_ctes', 'dynamic_books')(
+        name, assigned_cte, limits_cte)) }}
+{%- endmacro %}
+
+{% macro default__decisions_fit_walk_ctes(name, assigned_cte, limits_cte) -%}
 {%- set int_type = dbt.type_bigint() -%}
 {{ name }}_sequence as (
     select
@@ -302,6 +307,84 @@
     select rep_id, unit_id, pick_number, slot_order
     from {{ name }}_steps
     where slot_order is not null
+)
+{%- endmacro %}
+
+{#- Spark: the same walk as a fold over each rep's picks in one pass (`aggregate` over the
+    picks sorted by rep_pick_index), not a recursive query: Spark runs a recursive CTE one job per
+    step and re-plans the whole chain of CTEs feeding it at every step (minutes for a few hundred
+    accounts). The accumulator carries the three rooms and one slot order per pick walked; as in
+    the recursive walk, the first pick is always walked and each later one only while the room
+    left after the previous pick is positive. Same output CTEs and columns. -#}
+{% macro spark__decisions_fit_walk_ctes(name, assigned_cte, limits_cte) -%}
+{%- set int_type = dbt.type_bigint() -%}
+{%- set slot = decisions_fit_slot_order('pick.unit_weight', 'acc') -%}
+{{ name }}_sequence as (
+    select
+        walk_picks.rep_id,
+        walk_picks.unit_id,
+        cast(walk_picks.unit_weight as {{ int_type }}) as unit_weight,
+        walk_picks.pick_number,
+        row_number() over (
+            partition by walk_picks.rep_id order by walk_picks.pick_number
+        ) as rep_pick_index
+    from {{ assigned_cte }} as walk_picks
+),
+
+{{ name }}_steps as (
+    select
+        folded.rep_id,
+        slots.slot_index + 1 as rep_pick_index,
+        slots.slot_order
+    from (
+        select
+            picks.rep_id,
+            aggregate(
+                picks.walk_order,
+                named_struct(
+                    'total_room', cast(limits.total_room as {{ int_type }}),
+                    'first_room', cast(limits.first_room as {{ int_type }}),
+                    'second_room', cast(limits.second_room as {{ int_type }}),
+                    'slots', cast(array() as array<int>)
+                ),
+                (acc, pick) -> case
+                    when size(acc.slots) = 0 or acc.total_room > 0 then named_struct(
+                        'total_room', acc.total_room
+                        - case when ({{ slot }}) is null then 0 else pick.unit_weight end,
+                        'first_room', acc.first_room
+                        - case when ({{ slot }}) = 1 then pick.unit_weight else 0 end,
+                        'second_room', acc.second_room
+                        - case when ({{ slot }}) = 2 then pick.unit_weight else 0 end,
+                        'slots', concat(acc.slots, array(cast(({{ slot }}) as int)))
+                    )
+                    else acc
+                end
+            ).slots as slot_orders
+        from (
+            select
+                rep_id,
+                array_sort(collect_list(struct(rep_pick_index, unit_weight))) as walk_order
+            from {{ name }}_sequence
+            group by rep_id
+        ) as picks
+        inner join {{ limits_cte }} as limits
+            on picks.rep_id = limits.rep_id
+    ) as folded
+    lateral view posexplode(folded.slot_orders) slots as slot_index, slot_order
+),
+
+{{ name }} as (
+    select
+        walk_sequence.rep_id,
+        walk_sequence.unit_id,
+        walk_sequence.pick_number,
+        steps.slot_order
+    from {{ name }}_steps as steps
+    inner join {{ name }}_sequence as walk_sequence
+        on
+            steps.rep_id = walk_sequence.rep_id
+            and steps.rep_pick_index = walk_sequence.rep_pick_index
+    where steps.slot_order is not null
 )
 {%- endmacro %}
 

@@ -8,8 +8,9 @@
     count. A missing direction is read as Outbound (CRM default for logged activities).
     A view, not a table: writing its 20M rows at L cost more (23 s) than its four readers
     classifying on the fly (+15 s together), and a daily run then rewrites nothing here. The
-    engagement rows arrive resolved to CRM ids (int_engagement_activities_resolved, a table). -#}
-{{ config(materialized='view') }}
+    engagement rows arrive resolved to CRM ids (int_engagement_activities_resolved, a table).
+    A table on Spark, which would run the view's whole plan again for each of its readers. -#}
+{{ config(materialized='table' if target.type == 'spark' else 'view') }}
 {%- set manual_only = policy_get('meaningful_activity.manual_only') -%}
 {%- set count_inbound = policy_get('meaningful_activity.count_inbound_replies') -%}
 with

@@ -89,33 +89,11 @@ account_keys as (
 {# Every proper word-prefix of a normalised company name ('acme robotics eu' -> 'acme robotics',
     'acme'): keys are trimmed with single blanks, so `a` is `b` plus more words exactly when `a`
     is one of `b`'s word-prefixes. -#}
-lead_name_prefixes as (
-    select
-        lead_id,
-        {{ drop_last_word('lead_company_key') }} as name_prefix
-    from lead_domains
-    where lead_company_key like '% %'
-    union all
-    select
-        lead_id,
-        {{ drop_last_word('name_prefix') }} as name_prefix
-    from lead_name_prefixes
-    where name_prefix like '% %'
-),
+{{ word_prefix_cte('lead_name_prefixes', 'lead_domains', 'lead_id', 'lead_company_key') }},
 
-account_name_prefixes as (
-    select
-        account_id,
-        {{ drop_last_word('account_company_key') }} as name_prefix
-    from account_keys
-    where account_company_key like '% %'
-    union all
-    select
-        account_id,
-        {{ drop_last_word('name_prefix') }} as name_prefix
-    from account_name_prefixes
-    where name_prefix like '% %'
-),
+{{ word_prefix_cte(
+    'account_name_prefixes', 'account_keys', 'account_id', 'account_company_key'
+) }},
 
 candidates as (
     select
