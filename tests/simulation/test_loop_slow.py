@@ -15,6 +15,7 @@ from local_crm.db import CrmStore
 from simulation.arms import Arm
 from simulation.lab import simulate
 from simulation.params import load_params
+from tests.simulation.conftest import START
 
 pytestmark = [pytest.mark.slow, pytest.mark.long_pole]
 
@@ -78,24 +79,120 @@ def test_reps_who_never_touch_anything_get_more_retrieved(small_twin, hand_refer
     assert retrieved["idle_coverage"] < retrieved["working_coverage"]
 
 
-def test_the_invariants_hold_around_a_launch_with_tight_targets(
-    small_twin, hand_reference, tmp_path
-):
-    """Targets far below the world's books: every rep with room is topped off to exactly its
-    target and reps above it get nothing; the lab checks both invariants around the cycle (an
-    engine that gives a rep one account too many stops the run with InvariantViolation)."""
+def _tight_policy(tmp_path: Path) -> Path:
+    """Targets far below the world's books and a 15-day window; no cadence, so the launch is
+    the one cycle of a simulated day (mode full: retrieval, then distribution)."""
     data = yaml.safe_load(Path("books.yml").read_text(encoding="utf-8"))
+    data["lifecycle"]["working_window_days"] = 15
     data["books"]["SDR"] = {"target_size": 12, "slots": {"fit": 9, "intent": 3},
                             "max_new_per_run": 12}  # fmt: skip
     data["books"]["BDR"] = {"target_size": 8, "slots": {"fit": 6, "intent": 2},
                             "max_new_per_run": 8}  # fmt: skip
-    for cadence in ("retrieval", "signals", "returns"):
+    for cadence in ("distribution", "retrieval", "signals", "returns"):
         data["cadences"][cadence]["enabled"] = False
     policy = tmp_path / "tight.yml"
     policy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return policy
+
+
+def _engine_moves(crm_db: Path, since: str) -> dict[str, int]:
+    """Owner changes the write-back user made since `since`, per account."""
+    con = CrmStore(crm_db).connect()
+    try:
+        rows = con.execute(
+            'select h."AccountId", count(*) from "AccountHistory" as h join "User" as u '
+            'on h."CreatedById" = u."Id" where h."Field" = \'OwnerId\' '
+            'and u."Username" = \'integration@books.local\' and h."CreatedDate" >= ? '
+            "group by 1",
+            (since,),
+        ).fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
+def test_a_launch_with_a_holdout_leaves_held_out_accounts_alone(
+    small_twin, hand_reference, tmp_path
+):
+    """Tight targets and a short window: the launch retrieves stale accounts and tops reps up
+    to their target; the lab checks its invariants around the cycle (no rep above target, no
+    move without a decision, no held-out account moved). Held-out accounts were stale like the
+    others, yet the engine moved none of them while it moved many treated accounts."""
+    policy = _tight_policy(tmp_path)
     sim = simulate(
         small_twin, [Arm("tight", policy)], tmp_path / "run", days=1, params=load_params(),
-        reference_policy=policy, reference=hand_reference,
+        reference_policy=policy, reference=hand_reference, holdout=0.2,
     )  # fmt: skip
-    assert sim.arms[0].timings.cycle_count == {"distribution": 1}
-    assert _decisions(tmp_path / "run" / "tight" / "warehouse.duckdb", "distribute") > 0
+    arm = sim.arms[0]
+    assert arm.timings.cycle_count == {"full": 1}
+    warehouse = tmp_path / "run" / "tight" / "warehouse.duckdb"
+    assert _decisions(warehouse, "distribute") > 0 and _decisions(warehouse, "retrieve") > 0
+    moved = _engine_moves(tmp_path / "run" / "tight" / "crm.sqlite", "2025-06-02")
+    held = arm.held_out
+    assert len(held) == round(0.2 * len(hand_reference.segments))
+    assert not held & moved.keys()
+    assert moved.keys() - held  # the engine was busy around them
+    assert {u.kpi for u in arm.uplift} >= {"ab_worked_30d_share", "worked_30d_share"}
+
+
+def test_an_engine_giving_a_rep_one_account_too_many_is_caught_and_named(
+    small_twin, hand_reference, tmp_path, monkeypatch
+):
+    """A deliberately broken engine: dbt reads every role's target (and fit slots) one higher
+    than the policy says, so the launch fills reps one account past their target. The lab's
+    invariants stop the run naming the day, the rep and the rule."""
+    import orchestration.cycle
+    from policy import policy_dbt_env
+    from simulation.invariants import InvariantViolation
+
+    def one_too_many(policy):
+        data = policy.model_dump(mode="json")
+        for design in data["books"].values():
+            if isinstance(design, dict) and "target_size" in design:
+                design["target_size"] += 1
+                design["slots"]["fit"] += 1
+        return policy_dbt_env(data)
+
+    monkeypatch.setattr(orchestration.cycle, "policy_dbt_env", one_too_many)
+    policy = _tight_policy(tmp_path)
+    with pytest.raises(InvariantViolation) as caught:
+        simulate(
+            small_twin, [Arm("broken", policy)], tmp_path / "run", days=1, params=load_params(),
+            reference_policy=policy, reference=hand_reference,
+        )  # fmt: skip
+    violations = caught.value.violations
+    assert {(v.rule, v.day) for v in violations} == {("book_above_target", START)}
+    con = CrmStore(tmp_path / "run" / "broken" / "crm.sqlite").connect()
+    roles = dict(con.execute('select "Id", "Book_Role__c" from "User"').fetchall())
+    con.close()
+    for v in violations:
+        target = {"SDR": 12, "BDR": 8}[roles[v.subject]]  # the rep is named
+        assert f"book {target + 1} > target {target}" in v.detail
+    assert "book_above_target" in str(caught.value) and str(START) in str(caught.value)
+
+
+def test_a_chaos_day_keeps_every_invariant(small_twin, hand_reference, tmp_path):
+    """Chaos mode on a launch day: the launch is first killed at a random point in a child
+    process, then run again with the CRM failing its writes (row locks, 429s, an expired
+    session, silent drops); a manager moves accounts by hand and a rep leaves afterwards. The
+    lab's invariants around the cycle (books within target, every owner change decided and
+    written once, the ledger equal to the twin) stop the run on any violation; none does."""
+    from simulation.chaos import ChaosPlan
+
+    policy = _tight_policy(tmp_path)
+    plan = ChaosPlan(manual_moves_per_week=25, leave_on_day=0, fault_share=0.3, kill_share=1.0,
+                     kill_within_seconds=60)  # fmt: skip
+    sim = simulate(
+        small_twin, [Arm("chaos", policy)], tmp_path / "run", days=1, params=load_params(),
+        reference_policy=policy, reference=hand_reference, chaos=plan,
+    )  # fmt: skip
+    arm = sim.arms[0]
+    assert [(day, mode) for day, mode, _ in arm.kills] == [(START, "full")]
+    assert arm.chaos[0].departures == 1 and arm.chaos[0].manual_moves > 0
+    with duckdb.connect(str(tmp_path / "run" / "chaos" / "warehouse.duckdb")) as con:
+        faulted = con.execute(
+            "select count(*) from ops.sync_log where attempts > 1 or error_code is not null "
+            "or readback_mismatches > 0"
+        ).fetchone()[0]
+    assert faulted > 0  # the CRM really failed some writes
+    assert _decisions(tmp_path / "run" / "chaos" / "warehouse.duckdb", "distribute") > 0
