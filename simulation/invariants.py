@@ -118,7 +118,9 @@ def run_ids(warehouse: Path) -> set[str]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for table in ("decisions.book_decisions", "ops.write_ledger"):
             try:
-                found |= {r[0] for r in con.execute(f"select distinct run_id from {table}")}
+                found |= {
+                    r[0] for r in con.execute(f"select distinct run_id from {table}").fetchall()
+                }
             except duckdb.CatalogException:
                 continue
     return found
