@@ -1,6 +1,7 @@
 """One production cycle in its own process (`python -m simulation.attempt`), so chaos mode can
 kill it at a random point: the same `run_cycle` call the lab's loop makes, paths from the
-environment (BOOKS_POLICY, BOOKS_CRM_DB, BOOKS_WAREHOUSE, ...)."""
+environment (BOOKS_POLICY, BOOKS_CRM_DB, BOOKS_WAREHOUSE, ...). Its progress lines ("step X
+done") go to stdout, where the killer waits for its point."""
 
 from __future__ import annotations
 
@@ -24,8 +25,15 @@ def main(argv: list[str]) -> int:
     summary = run_cycle(
         args.as_of, mode=args.mode, ids=tuple(i for i in args.ids.split(",") if i),
         key=args.key, override_guard=args.override_guard, paths=resolve_paths(),
+        progress=_say,
     )  # fmt: skip
     return 0 if summary.success else 1
+
+
+def _say(message: str, *_: object, **__: object) -> None:
+    """A progress line on stdout (this is a program, not library code)."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 def argv_for(

@@ -39,7 +39,7 @@ class ChaosPlan:
     leave_on_day: int | None = 10  # simulated day (0-based) on which one rep leaves
     fault_share: float = 0.1  # share of write calls/records hit by each fault kind
     kill_share: float = 0.2  # share of cycles first killed at a random point
-    kill_within_seconds: float = 90.0  # the kill lands uniformly within this many seconds
+    kill_steps: int = 12  # the kill follows one of the first N finished steps (at random)
 
 
 def cycle_faults(plan: ChaosPlan, seed: int, day: date, mode: str) -> list[tuple[str, dict]]:
@@ -61,29 +61,48 @@ def cycle_faults(plan: ChaosPlan, seed: int, day: date, mode: str) -> list[tuple
     return faults
 
 
-def kill_delay(plan: ChaosPlan, seed: int, day: date, mode: str) -> float | None:
-    """Seconds after which this cycle's first attempt is killed; None: not killed."""
+@dataclass(frozen=True)
+class KillPoint:
+    """Kill the attempt `delay` seconds after its `after_steps`-th finished step."""
+
+    after_steps: int
+    delay: float
+
+    def __str__(self) -> str:
+        return f"{self.delay:.1f}s after step {self.after_steps} finished"
+
+
+def kill_point(plan: ChaosPlan, seed: int, day: date, mode: str) -> KillPoint | None:
+    """Where this cycle's first attempt is killed; None: not killed."""
     rng = rng_for(seed, "chaos-kill", day, mode)
     if rng.random() >= plan.kill_share:
         return None
-    return float(rng.uniform(1.0, plan.kill_within_seconds))
+    return KillPoint(int(rng.integers(1, plan.kill_steps + 1)), float(rng.uniform(0, 2)))
 
 
-def kill_attempt(env: dict[str, str], argv: list[str], delay: float) -> int | None:
-    """Start the cycle (`python -m simulation.attempt ARGV`) in a child process and SIGKILL it
-    after `delay` seconds; its exit code when it ended first, else None."""
+def kill_attempt(env: dict[str, str], argv: list[str], point: KillPoint) -> int | None:
+    """Start the cycle (`python -m simulation.attempt ARGV`) in a child process, read its
+    progress lines and SIGKILL it at `point`; its exit code when it ended first, else None."""
     child = subprocess.Popen(
         [sys.executable, "-m", "simulation.attempt", *argv],
         env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
-    try:
-        return child.wait(timeout=delay)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-        return None
+    finished = 0
+    assert child.stdout is not None
+    for line in child.stdout:
+        words = line.split()
+        finished += len(words) >= 3 and words[0] == "step" and words[2] in ("done", "FAILED")
+        if finished >= point.after_steps:
+            try:
+                return child.wait(timeout=point.delay)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                return None
+    return child.wait()
 
 
 @dataclass

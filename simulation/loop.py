@@ -39,7 +39,7 @@ from simulation.chaos import (
     ChaosPlan,
     cycle_faults,
     kill_attempt,
-    kill_delay,
+    kill_point,
     manager_api,
 )
 from simulation.chaos import act as chaos_act
@@ -99,7 +99,7 @@ class ArmRun:
     capacity: list[CapacityAdvice] = field(default_factory=list)
     chaos: list[ChaosDone] = field(default_factory=list)
     guard_holds: list[tuple[date, str]] = field(default_factory=list)  # (day, mode) held
-    kills: list[tuple[date, str, float | None]] = field(default_factory=list)  # killed after s
+    kills: list[tuple[date, str, str | None]] = field(default_factory=list)  # where killed
     targets: dict[str, int] = field(default_factory=dict)  # role -> target_size of the policy
     held_out: frozenset[str] = frozenset()  # a holdout experiment's control accounts
     uplift: list[Uplift] = field(default_factory=list)  # treated vs held out, at the end
@@ -299,12 +299,12 @@ def _cycle(
     if chaos is not None:
         plan, seed = chaos
         faults = cycle_faults(plan, seed, day, mode)
-        delay = kill_delay(plan, seed, day, mode)
-        if delay is not None:
+        point = kill_point(plan, seed, day, mode)
+        if point is not None:
             argv = argv_for(day, mode, ids, key, launch)
-            ended = kill_attempt(paths.as_env(), argv, delay)
-            result.kills.append((day, mode, delay if ended is None else None))
-            say(f"{arm}: {day} {mode} attempt " + (f"killed after {delay:.0f}s" if ended is None
+            ended = kill_attempt(paths.as_env(), argv, point)
+            result.kills.append((day, mode, str(point) if ended is None else None))
+            say(f"{arm}: {day} {mode} attempt " + (f"killed {point}" if ended is None
                 else f"ended ({ended}) before its kill"))  # fmt: skip
     with faults_for_new_servers(faults):
         summary = run_cycle(

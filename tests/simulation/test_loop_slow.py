@@ -79,13 +79,15 @@ def test_reps_who_never_touch_anything_get_more_retrieved(small_twin, hand_refer
     assert retrieved["idle_coverage"] < retrieved["working_coverage"]
 
 
-def _tight_policy(tmp_path: Path) -> Path:
+def _tight_policy(tmp_path: Path, sdr: tuple[int, int, int] = (9, 3, 12)) -> Path:
     """Targets far below the world's books and a 15-day window; no cadence, so the launch is
-    the one cycle of a simulated day (mode full: retrieval, then distribution)."""
+    the one cycle of a simulated day (mode full: retrieval, then distribution). `sdr`: the
+    SDRs' fit slots, intent slots and max_new_per_run."""
     data = yaml.safe_load(Path("books.yml").read_text(encoding="utf-8"))
     data["lifecycle"]["working_window_days"] = 15
-    data["books"]["SDR"] = {"target_size": 12, "slots": {"fit": 9, "intent": 3},
-                            "max_new_per_run": 12}  # fmt: skip
+    fit, intent, new = sdr
+    data["books"]["SDR"] = {"target_size": fit + intent, "slots": {"fit": fit, "intent": intent},
+                            "max_new_per_run": new}  # fmt: skip
     data["books"]["BDR"] = {"target_size": 8, "slots": {"fit": 6, "intent": 2},
                             "max_new_per_run": 8}  # fmt: skip
     for cadence in ("distribution", "retrieval", "signals", "returns"):
@@ -139,8 +141,10 @@ def test_an_engine_giving_a_rep_one_account_too_many_is_caught_and_named(
     small_twin, hand_reference, tmp_path, monkeypatch
 ):
     """A deliberately broken engine: dbt reads every role's target (and fit slots) one higher
-    than the policy says, so the launch fills reps one account past their target. The lab's
-    invariants stop the run naming the day, the rep and the rule."""
+    than the policy says, so the launch fills reps one account past their target. The world
+    makes it bite: the small-business SDRs' books sit a few fit slots under a target of 25
+    and their segment's pool has dozens of ready accounts. The lab's invariants stop the run
+    naming the day, the rep and the rule."""
     import orchestration.cycle
     from policy import policy_dbt_env
     from simulation.invariants import InvariantViolation
@@ -154,7 +158,7 @@ def test_an_engine_giving_a_rep_one_account_too_many_is_caught_and_named(
         return policy_dbt_env(data)
 
     monkeypatch.setattr(orchestration.cycle, "policy_dbt_env", one_too_many)
-    policy = _tight_policy(tmp_path)
+    policy = _tight_policy(tmp_path, sdr=(22, 3, 25))
     with pytest.raises(InvariantViolation) as caught:
         simulate(
             small_twin, [Arm("broken", policy)], tmp_path / "run", days=1, params=load_params(),
@@ -166,7 +170,7 @@ def test_an_engine_giving_a_rep_one_account_too_many_is_caught_and_named(
     roles = dict(con.execute('select "Id", "Book_Role__c" from "User"').fetchall())
     con.close()
     for v in violations:
-        target = {"SDR": 12, "BDR": 8}[roles[v.subject]]  # the rep is named
+        target = {"SDR": 25, "BDR": 8}[roles[v.subject]]  # the rep is named
         assert f"book {target + 1} > target {target}" in v.detail
     assert "book_above_target" in str(caught.value) and str(START) in str(caught.value)
 
@@ -181,13 +185,14 @@ def test_a_chaos_day_keeps_every_invariant(small_twin, hand_reference, tmp_path)
 
     policy = _tight_policy(tmp_path)
     plan = ChaosPlan(manual_moves_per_week=25, leave_on_day=0, fault_share=0.3, kill_share=1.0,
-                     kill_within_seconds=60)  # fmt: skip
+                     kill_steps=8)  # fmt: skip
     sim = simulate(
         small_twin, [Arm("chaos", policy)], tmp_path / "run", days=1, params=load_params(),
         reference_policy=policy, reference=hand_reference, chaos=plan,
     )  # fmt: skip
     arm = sim.arms[0]
-    assert [(day, mode) for day, mode, _ in arm.kills] == [(START, "full")]
+    [(day, mode, point)] = arm.kills
+    assert (day, mode) == (START, "full") and point is not None  # killed inside the cycle
     assert arm.chaos[0].departures == 1 and arm.chaos[0].manual_moves > 0
     with duckdb.connect(str(tmp_path / "run" / "chaos" / "warehouse.duckdb")) as con:
         faulted = con.execute(
