@@ -142,8 +142,9 @@ def test_an_engine_giving_a_rep_one_account_too_many_is_caught_and_named(
 ):
     """A deliberately broken engine: dbt reads every role's target (and fit slots) one higher
     than the policy says, so the launch fills reps one account past their target. The world
-    makes it bite: the small-business SDRs' books sit a few fit slots under a target of 25
-    and their segment's pool has dozens of ready accounts. The lab's invariants stop the run
+    makes it bite: the small-business SDRs' books sit under a target of 25 (all fit slots, so
+    few in-market accounts cannot leave slots open) and their segment's pool has dozens of
+    ready accounts. The lab's invariants stop the run
     naming the day, the rep and the rule."""
     import orchestration.cycle
     from policy import policy_dbt_env
@@ -158,7 +159,7 @@ def test_an_engine_giving_a_rep_one_account_too_many_is_caught_and_named(
         return policy_dbt_env(data)
 
     monkeypatch.setattr(orchestration.cycle, "policy_dbt_env", one_too_many)
-    policy = _tight_policy(tmp_path, sdr=(22, 3, 25))
+    policy = _tight_policy(tmp_path, sdr=(25, 0, 25))
     with pytest.raises(InvariantViolation) as caught:
         simulate(
             small_twin, [Arm("broken", policy)], tmp_path / "run", days=1, params=load_params(),
