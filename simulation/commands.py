@@ -119,6 +119,8 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
     from simulation.report import write_report
     from simulation.results import capacity_table, comparison_table, save, uplift_table
 
+    if args.holdout is not None and not 0 < args.holdout < 1:
+        raise _user_error(f"--holdout must be a share between 0 and 1 (got {args.holdout})")
     paths = resolve_paths()
     twin = Path(args.twin).resolve() if args.twin else paths.crm_db.parent / "twin.sqlite"
     if not twin.exists():
@@ -134,8 +136,6 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
     except BehaviourError as exc:
         raise _user_error(str(exc)) from None
     days = args.days or 7 * args.weeks
-    if args.holdout is not None and not 0 < args.holdout < 1:
-        raise _user_error(f"--holdout must be a share between 0 and 1 (got {args.holdout})")
     workdir = Path(args.workdir).resolve() if args.workdir else paths.crm_db.parent / "simulation"
     sim = simulate(
         twin, arms_for(policies, static=not args.no_static), workdir / _stamp(twin, days),
