@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -356,6 +357,23 @@ class LocalCrmServer:
         return sum(1 for r in self.request_log(since) if r["is_write"])
 
 
+# Faults every server this process starts gets (`faults_for_new_servers`), as (kind, options).
+_NEW_SERVER_FAULTS: list[tuple[str, dict[str, Any]]] = []
+
+
+@contextmanager
+def faults_for_new_servers(faults: list[tuple[str, dict[str, Any]]]) -> Iterator[None]:
+    """Switch `faults` (kind, options of `FaultInjector.add`) on in every local CRM started in
+    this process meanwhile: the policy lab's chaos mode reaches the server a production cycle
+    starts for itself this way, without a second code path for the cycle."""
+    _NEW_SERVER_FAULTS.extend(faults)
+    try:
+        yield
+    finally:
+        for fault in faults:
+            _NEW_SERVER_FAULTS.remove(fault)
+
+
 def start_in_process(
     db_path: str | Path,
     *,
@@ -370,7 +388,10 @@ def start_in_process(
     store = CrmStore(db_path)
     if default_credentials:
         ensure_default_credentials(store)
-    return LocalCrmServer(store, host, port, page_size, api_limit, seed).start()
+    server = LocalCrmServer(store, host, port, page_size, api_limit, seed)
+    for kind, options in list(_NEW_SERVER_FAULTS):
+        server.faults.add(kind, **options)
+    return server.start()
 
 
 def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:

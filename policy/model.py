@@ -248,6 +248,10 @@ class Books(Strict):
     out_of_office_gets_nothing: StrictBool = True
     """When true, a rep out of office on the as-of date (Out_Of_Office_Until__c) receives no new
     accounts."""
+    held_out_accounts: list[str] = []
+    """Account Ids kept out of dynamic books: `excluded` (state reason held_out), never
+    distributed, retrieved, returned or released, and not counted in any book. The policy lab
+    sets it for a holdout experiment's control group (`books simulate --holdout`)."""
 
     @property
     def roles(self) -> dict[str, BookDesign]:
@@ -264,13 +268,17 @@ class Books(Strict):
             raise ValueError(f"roles {both} have a book and are also listed in non_book_roles")
         if "Pool" in self.non_book_roles:
             raise ValueError("'Pool' is the pool owner's role, not a non-book role")
+        _unique(list(self.held_out_accounts), "held_out_accounts entry")
         return self
 
     @model_serializer(mode="wrap")
     def _drop_absent_roles(self, handler: Any) -> dict[str, Any]:
-        """Keep the dumped shape equal to the file's: no `AE: null` for undefined roles."""
-        data = handler(self)
-        return {k: v for k, v in data.items() if not (k in BOOK_ROLES and v is None)}
+        """Keep the dumped shape equal to the file's: no `AE: null` for undefined roles, no
+        empty `held_out_accounts` (so a policy without a holdout keeps its version)."""
+        data = {k: v for k, v in handler(self).items() if not (k in BOOK_ROLES and v is None)}
+        if not data.get("held_out_accounts"):
+            data.pop("held_out_accounts", None)
+        return data
 
 
 # --- fit ------------------------------------------------------------------------------------

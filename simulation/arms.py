@@ -39,8 +39,15 @@ class Reference:
     fit: dict[str, float]  # managed account -> fit score (static assignment order)
 
 
-def arm_paths(workdir: Path, arm: str, policy: Path, landing: Path | None) -> BooksPaths:
-    """An arm's own files: twin copy, warehouse, landing folder, Dagster home."""
+def arm_paths(
+    workdir: Path,
+    arm: str,
+    policy: Path,
+    landing: Path | None,
+    held_out: frozenset[str] = frozenset(),
+) -> BooksPaths:
+    """An arm's own files: twin copy, warehouse, landing folder, Dagster home; `held_out`
+    accounts (a holdout experiment) go into the arm's policy (`books.held_out_accounts`)."""
     home = workdir / arm
     home.mkdir(parents=True, exist_ok=True)
     arm_landing = home / "landing"
@@ -49,7 +56,7 @@ def arm_paths(workdir: Path, arm: str, policy: Path, landing: Path | None) -> Bo
     arm_landing.mkdir(exist_ok=True)
     return BooksPaths(
         root=repo_root(),
-        policy=local_policy(policy, home),
+        policy=local_policy(policy, home, held_out),
         crm_db=home / "crm.sqlite",
         warehouse=home / "warehouse.duckdb",
         landing=arm_landing,
@@ -57,14 +64,16 @@ def arm_paths(workdir: Path, arm: str, policy: Path, landing: Path | None) -> Bo
     )
 
 
-def local_policy(policy: Path, home: Path) -> Path:
+def local_policy(policy: Path, home: Path, held_out: frozenset[str] = frozenset()) -> Path:
     """The policy as the arm runs it: always against the twin (`crm.kind: local`), never
-    against the CRM a production policy names."""
+    against the CRM a production policy names; with a holdout, its accounts held out."""
     loaded = load_policy(policy)
-    if loaded.crm.kind == "local":
+    if loaded.crm.kind == "local" and not held_out:
         return Path(policy).resolve()
     data = yaml.safe_load(Path(policy).read_text(encoding="utf-8"))
     data["crm"] = {**(data.get("crm") or {}), "kind": "local"}
+    if held_out:
+        data["books"] = {**data["books"], "held_out_accounts": sorted(held_out)}
     target = home / "policy.yml"
     target.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     load_policy(target)

@@ -1,15 +1,24 @@
-"""Chaos mode's human edits (`books simulate --chaos`): what managers do between cycles.
+"""Chaos mode (`books simulate --chaos`): people who do not follow the rules, a CRM that fails,
+and cycles that die.
 
-Each simulated workday a manager may move an account from one rep to another rep of the same
-segment by hand, and on a given day a rep leaves (deactivated). Both go through the CRM API
-logged in as the manager (password flow), so the CRM records them as a person's changes, not
-the write-back's: the engine must respect the manual assignment and release the leaver's book,
-and the per-cycle invariants still hold around every cycle.
+- Each simulated workday a manager may move an account from one rep to another rep of the same
+  segment by hand, and on a given day a rep leaves (deactivated). Both go through the CRM API
+  logged in as the manager (password flow), so the CRM records them as a person's changes, not
+  the write-back's: the engine must respect the manual assignment and release the leaver's book.
+- Every cycle's CRM answers with the faults the local CRM can inject (row locks, 429s, an
+  expired session, silent drops) on the write-back's calls (`cycle_faults`).
+- A share of the cycles is first started in a child process and killed (SIGKILL) at a random
+  point (`kill_attempt`); the cycle is then run again for the same date, as an operator would.
+  A cycle that fails under the faults is re-run once for the same date, without them.
+The per-cycle invariants (simulation.invariants) must hold after all of it.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +30,79 @@ from local_crm.db import CrmStore
 from simulation.behaviour import rng_for
 from simulation.crm_api import TwinApi, twin_api
 
+WRITE_PATHS = ("composite/sobjects*", "jobs/ingest*")  # the write-back's CRM calls
+
 
 @dataclass(frozen=True)
 class ChaosPlan:
     manual_moves_per_week: float = 3.0
     leave_on_day: int | None = 10  # simulated day (0-based) on which one rep leaves
+    fault_share: float = 0.1  # share of write calls/records hit by each fault kind
+    kill_share: float = 0.2  # share of cycles first killed at a random point
+    kill_steps: int = 12  # the kill follows one of the first N finished steps (at random)
+
+
+def cycle_faults(plan: ChaosPlan, seed: int, day: date, mode: str) -> list[tuple[str, dict]]:
+    """The CRM faults of one cycle's write-back (kind, options of `FaultInjector.add`): locks
+    that clear on retry, 429s with Retry-After, one expired session, silent drops."""
+    if plan.fault_share <= 0:
+        return []
+    rng = rng_for(seed, "chaos-faults", day, mode)
+    share = plan.fault_share
+    faults: list[tuple[str, dict]] = []
+    for path in WRITE_PATHS:
+        faults += [
+            ("lock_rows", {"path": path, "share": share}),
+            ("rate_limit", {"path": path, "share": share, "retry_after": 1}),
+            ("silent_drop", {"path": path, "method": "PATCH", "share": share / 2}),
+        ]
+    after = int(rng.integers(0, 3))
+    faults.append(("expired_session", {"path": "composite*", "after": after, "times": 1}))
+    return faults
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Kill the attempt `delay` seconds after its `after_steps`-th finished step."""
+
+    after_steps: int
+    delay: float
+
+    def __str__(self) -> str:
+        return f"{self.delay:.1f}s after step {self.after_steps} finished"
+
+
+def kill_point(plan: ChaosPlan, seed: int, day: date, mode: str) -> KillPoint | None:
+    """Where this cycle's first attempt is killed; None: not killed."""
+    rng = rng_for(seed, "chaos-kill", day, mode)
+    if rng.random() >= plan.kill_share:
+        return None
+    return KillPoint(int(rng.integers(1, plan.kill_steps + 1)), float(rng.uniform(0, 2)))
+
+
+def kill_attempt(env: dict[str, str], argv: list[str], point: KillPoint) -> int | None:
+    """Start the cycle (`python -m simulation.attempt ARGV`) in a child process, read its
+    progress lines and SIGKILL it at `point`; its exit code when it ended first, else None."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "simulation.attempt", *argv],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    finished = 0
+    assert child.stdout is not None
+    for line in child.stdout:
+        words = line.split()
+        finished += len(words) >= 3 and words[0] == "step" and words[2] in ("done", "FAILED")
+        if finished >= point.after_steps:
+            try:
+                return child.wait(timeout=point.delay)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                return None
+    return child.wait()
 
 
 @dataclass

@@ -70,6 +70,13 @@ def add_commands(sub: Any, positive: Any, as_date: Any) -> None:
         help="managers move accounts by hand and a rep leaves on day 10 (policy arms); the "
         "per-cycle invariants still hold",
     )
+    sim.add_argument(
+        "--holdout",
+        type=float,
+        metavar="SHARE",
+        help="keep this share of the accounts (0-1, stratified by segment and fit tier) on "
+        "static rules inside each policy arm; reports each KPI's uplift with a bootstrap interval",
+    )
     sim.add_argument("--workdir", metavar="DIR", help="arm folders (default data/simulation)")
     sim.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sim.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -110,8 +117,10 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
     from simulation.lab import arms_for, simulate
     from simulation.params import BehaviourError, load_params
     from simulation.report import write_report
-    from simulation.results import capacity_table, comparison_table, save
+    from simulation.results import capacity_table, comparison_table, save, uplift_table
 
+    if args.holdout is not None and not 0 < args.holdout < 1:
+        raise _user_error(f"--holdout must be a share between 0 and 1 (got {args.holdout})")
     paths = resolve_paths()
     twin = Path(args.twin).resolve() if args.twin else paths.crm_db.parent / "twin.sqlite"
     if not twin.exists():
@@ -131,11 +140,13 @@ def run_simulation(args: argparse.Namespace, say: Callable[[str], None]) -> list
     sim = simulate(
         twin, arms_for(policies, static=not args.no_static), workdir / _stamp(twin, days),
         days=days, params=params, reference_policy=policies[0], say=say,
-        chaos=ChaosPlan() if args.chaos else None,
+        chaos=ChaosPlan() if args.chaos else None, holdout=args.holdout or 0.0,
     )  # fmt: skip
     save(sim, paths.warehouse)
     report = write_report(sim, workdir / f"report_{sim.simulation_id}.html")
     lines = [comparison_table(sim), capacity_table(sim)]
+    if uplift := uplift_table(sim):
+        lines.append(uplift)
     for arm in sim.arms:
         t = arm.timings
         per_minute = days / (arm.wall_seconds / 60) if arm.wall_seconds else float("inf")

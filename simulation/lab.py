@@ -19,6 +19,8 @@ from simulation.behaviour import Behaviour, Calibration, calibrate
 from simulation.capacity import capacity_advice
 from simulation.chaos import ChaosPlan
 from simulation.crm_api import twin_api
+from simulation.holdout import Uplift, choose_holdout, uplifts
+from simulation.kpis import read_snapshot
 from simulation.loop import ArmRun, run_policy_arm, run_static_arm
 from simulation.params import BehaviourParams
 from simulation.results import Simulation, simulation_id
@@ -52,9 +54,11 @@ def simulate(
     reference: Reference | None = None,
     landing: Path | None = None,
     chaos: ChaosPlan | None = None,
+    holdout: float = 0.0,
     say: Callable[[str], None] = lambda _: None,
 ) -> Simulation:
-    """Run every arm for `days` days from `start` (default: the twin's clock date)."""
+    """Run every arm for `days` days from `start` (default: the twin's clock date); with
+    `holdout`, that share of the managed accounts stays on static rules in each policy arm."""
     if days < 1:
         raise ValueError(f"days must be >= 1 (got {days})")
     if not Path(twin).exists():
@@ -71,7 +75,11 @@ def simulate(
     behaviour = Behaviour(params, calibration, reference.tiers)
     behaviour_hash = hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:16]
     policies = {a.name: str(a.policy or "") for a in arms}
-    sim_id = simulation_id(twin_hash, behaviour_hash, start, days, sorted(policies.items()))
+    parts = [twin_hash, behaviour_hash, start, days, sorted(policies.items())]
+    sim_id = simulation_id(*parts, *([f"holdout={holdout}"] if holdout else []))
+    held = choose_holdout(reference, holdout, params.seed) if holdout else frozenset()
+    if held:
+        say(f"holdout: {len(held)} of {len(reference.segments)} managed accounts on static rules")
     runs: list[ArmRun] = []
     for arm in arms:
         say(f"arm {arm.name}: {days} days from {start}")
@@ -80,17 +88,36 @@ def simulate(
             copy_twin(twin, crm_db)
             run = run_static_arm(arm.name, crm_db, behaviour, calibration, reference, start, days)
         else:
-            paths = arm_paths(workdir, arm.name, arm.policy, landing)
+            paths = arm_paths(workdir, arm.name, arm.policy, landing, held)
             crm_db = paths.crm_db
             copy_twin(twin, crm_db)
             run = run_policy_arm(
-                arm.name, paths, behaviour, calibration, reference, start, days, say, chaos
+                arm.name, paths, behaviour, calibration, reference, start, days, say, chaos, held
             )
+            if held:
+                run.uplift = _uplift(crm_db, reference, calibration, held, start, days, params)
         run.capacity = capacity_advice(crm_db, start, start + timedelta(days=days - 1))
         design = load_policy(arm.policy or reference_policy).books.roles
         run.targets = {role: book.target_size for role, book in design.items()}
         runs.append(run)
     return Simulation(sim_id, start, days, params.seed, behaviour_hash, twin_hash, runs, policies)
+
+
+def _uplift(
+    crm_db: Path,
+    reference: Reference,
+    calibration: Calibration,
+    held: frozenset[str],
+    start: date,
+    days: int,
+    params: BehaviourParams,
+) -> list[Uplift]:
+    """The KPIs of the treated and held-out accounts over the whole period, from the twin."""
+    end = start + timedelta(days=days - 1)
+    capacity = {uid: rep.accounts_per_week for uid, rep in calibration.reps.items()}
+    snap = read_snapshot(crm_db, reference.tiers, capacity, start, end)
+    managed = reference.segments.keys() | reference.tiers.keys()
+    return uplifts(snap, managed - held, held, end, params.seed)
 
 
 def _calibration_line(cal: Calibration) -> str:

@@ -25,23 +25,37 @@ from datetime import time as clock_time
 from pathlib import Path
 
 from local_crm.db import CrmStore
+from local_crm.server import faults_for_new_servers
 from orchestration.cadences import MAX_IDS_PER_RUN, ModstampCursor, advance, changed_rows
 from policy import BooksPaths, Policy, load_policy, policy_version
 from policy.paths import temporary_env
 from simulation.arms import Reference, assign_static
+from simulation.attempt import argv_for
 from simulation.behaviour import Behaviour, Calibration, DayActions
 from simulation.cadence import fire_times
 from simulation.capacity import CapacityAdvice
-from simulation.chaos import ChaosDone, ChaosPlan, manager_api
+from simulation.chaos import (
+    ChaosDone,
+    ChaosPlan,
+    cycle_faults,
+    kill_attempt,
+    kill_point,
+    manager_api,
+)
 from simulation.chaos import act as chaos_act
 from simulation.crm_api import twin_api
+from simulation.holdout import Uplift, restrict
 from simulation.invariants import (
     InvariantViolation,
+    applied_writes,
     check_books,
+    check_held_out,
     check_moves,
+    check_warehouse,
     decided_moves,
     owner_changes_at,
     read_books,
+    run_ids,
 )
 from simulation.kpis import read_snapshot, weekly_kpis
 
@@ -85,7 +99,10 @@ class ArmRun:
     capacity: list[CapacityAdvice] = field(default_factory=list)
     chaos: list[ChaosDone] = field(default_factory=list)
     guard_holds: list[tuple[date, str]] = field(default_factory=list)  # (day, mode) held
+    kills: list[tuple[date, str, str | None]] = field(default_factory=list)  # where killed
     targets: dict[str, int] = field(default_factory=dict)  # role -> target_size of the policy
+    held_out: frozenset[str] = frozenset()  # a holdout experiment's control accounts
+    uplift: list[Uplift] = field(default_factory=list)  # treated vs held out, at the end
 
 
 def set_clock(crm_db: Path, day: date, at: clock_time) -> None:
@@ -102,14 +119,21 @@ def run_policy_arm(
     days: int,
     say: Say,
     chaos: ChaosPlan | None = None,
+    held_out: frozenset[str] = frozenset(),
 ) -> ArmRun:
     """Simulate `days` days from `start` with the production cycle on the arm's cadences;
-    with `chaos`, managers' manual moves and a departure happen at noon (simulation.chaos)."""
+    with `chaos`, managers' manual moves and a departure happen at noon (simulation.chaos);
+    `held_out` accounts (listed in the arm's policy) get static territories the day before."""
     policy = load_policy(paths.policy)
-    result = ArmRun(name, policy_version(policy), [], [], Timings())
+    result = ArmRun(name, policy_version(policy), [], [], Timings(), held_out=held_out)
     began = time.monotonic()
     cursors: dict[str, ModstampCursor] = {}
     launched = False
+    seeded_chaos = (chaos, behaviour.params.seed) if chaos is not None else None
+    if held_out:
+        set_clock(paths.crm_db, start - timedelta(days=1), EVENING)
+        with twin_api(paths.crm_db) as api:
+            assign_static(api, restrict(reference, held_out))
     with temporary_env(paths.as_env()):
         instance = _instance(paths)
         for i in range(days):
@@ -119,7 +143,19 @@ def run_policy_arm(
                 scheduled = [(clock_time(5, 0), "full")]
             for at, mode in scheduled:
                 set_clock(paths.crm_db, day, at)
-                _cycle(name, paths, instance, day, mode, (), "", not launched, result, say)
+                _cycle(
+                    name,
+                    paths,
+                    instance,
+                    day,
+                    mode,
+                    (),
+                    "",
+                    not launched,
+                    result,
+                    say,
+                    seeded_chaos,
+                )
                 launched = True
             if not cursors:
                 cursors = _start_cursors(paths)
@@ -135,7 +171,16 @@ def run_policy_arm(
                 set_clock(paths.crm_db, day, clock_time(EVENING.hour, k))
                 if getattr(policy.cadences, mode).enabled:
                     cursors[mode] = _sensor_tick(
-                        name, paths, instance, mode, obj, where, cursors[mode], result, say
+                        name,
+                        paths,
+                        instance,
+                        mode,
+                        obj,
+                        where,
+                        cursors[mode],
+                        result,
+                        say,
+                        seeded_chaos,
                     )
             set_clock(paths.crm_db, day + timedelta(days=1), clock_time(0, 0))
             _maybe_week(result, paths, calibration, reference, start, i)
@@ -227,8 +272,10 @@ def _cycle(
     launch: bool,
     result: ArmRun,
     say: Say,
+    chaos: tuple[ChaosPlan, int] | None = None,
 ) -> None:
-    """One production cycle, with the invariants checked on the twin around it."""
+    """One production cycle, with the invariants checked on the twin around it; with `chaos`
+    (plan, seed), under CRM faults and perhaps after a killed attempt (simulation.chaos)."""
     from orchestration.runner import run_cycle
 
     policy = load_policy(paths.policy)
@@ -247,16 +294,33 @@ def _cycle(
                 result.timings.steps[words[1]] += now - steps.pop(words[1])
 
     began = time.monotonic()
-    summary = run_cycle(
-        day, mode=mode, ids=ids, key=key, override_guard=launch, paths=paths,
-        instance=instance, progress=progress,  # type: ignore[arg-type]
-    )  # fmt: skip
+    known_runs = run_ids(paths.warehouse)
+    faults: list[tuple[str, dict]] = []
+    if chaos is not None:
+        plan, seed = chaos
+        faults = cycle_faults(plan, seed, day, mode)
+        point = kill_point(plan, seed, day, mode)
+        if point is not None:
+            argv = argv_for(day, mode, ids, key, launch)
+            ended = kill_attempt(paths.as_env(), argv, point)
+            result.kills.append((day, mode, str(point) if ended is None else None))
+            say(f"{arm}: {day} {mode} attempt " + (f"killed {point}" if ended is None
+                else f"ended ({ended}) before its kill"))  # fmt: skip
+    with faults_for_new_servers(faults):
+        summary = run_cycle(
+            day, mode=mode, ids=ids, key=key, override_guard=launch, paths=paths,
+            instance=instance, progress=progress,  # type: ignore[arg-type]
+        )  # fmt: skip
+    if chaos is not None and not summary.success and not _held(summary):
+        say(f"{arm}: {day} {mode} cycle failed under CRM faults; run again for the same date")
+        summary = run_cycle(
+            day, mode=mode, ids=ids, key=key, override_guard=launch, paths=paths,
+            instance=instance, progress=progress,  # type: ignore[arg-type]
+        )  # fmt: skip
     seconds = time.monotonic() - began
     result.timings.cycles[mode] += seconds
     result.timings.cycle_count[mode] += 1
-    held = not summary.success and all(
-        step.endswith(GUARD_STEP_SUFFIX) for step in summary.failed_steps
-    )
+    held = _held(summary)
     outcome = "ok" if summary.success else ("HELD by the write guard" if held else "FAILED")
     say(f"{arm}: {day} {mode} cycle {outcome} ({seconds:.0f}s)")
     if held:
@@ -269,11 +333,23 @@ def _cycle(
             f"arm {arm}, {day}: the {mode} cycle failed: "
             + "; ".join(f"{k}: {v}" for k, v in summary.failure_reasons.items())
         )
+    runs = run_ids(paths.warehouse) - known_runs  # this cycle's attempts
     violations = check_books(day, before, read_books(paths.crm_db, policy))
     changes = owner_changes_at(paths.crm_db, moment, _write_back_user(paths.crm_db, policy))
-    violations += check_moves(day, changes, decided_moves(paths.warehouse, summary.run_id))
+    violations += check_moves(day, changes, decided_moves(paths.warehouse, runs))
+    violations += check_held_out(day, changes, result.held_out)
+    applied = applied_writes(paths.warehouse, runs)
+    violations += check_warehouse(day, paths.crm_db, applied, changes)
     if violations:
         raise InvariantViolation(arm, violations)
+
+
+def _held(summary: object) -> bool:
+    """The cycle failed only at the blast-radius guard: its moves wait for review."""
+    failed = getattr(summary, "failed_steps", ())
+    return not getattr(summary, "success", True) and all(
+        step.endswith(GUARD_STEP_SUFFIX) for step in failed
+    )
 
 
 def _write_back_user(crm_db: Path, policy: Policy) -> str:
@@ -305,6 +381,7 @@ def _sensor_tick(
     cursor: ModstampCursor,
     result: ArmRun,
     say: Say,
+    chaos: tuple[ChaosPlan, int] | None = None,
 ) -> ModstampCursor:
     """One sensor evaluation: a run for the rows changed since the cursor (if any)."""
     with twin_api(paths.crm_db) as api:
@@ -315,7 +392,7 @@ def _sensor_tick(
     new_cursor = advance(cursor, batch)
     as_of = datetime.strptime(new_cursor.modstamp or "", STAMP).date()  # the sensor's as-of
     ids = tuple(sorted({r["Id"] for r in batch}))
-    _cycle(arm, paths, instance, as_of, mode, ids, new_cursor.dumps(), False, result, say)
+    _cycle(arm, paths, instance, as_of, mode, ids, new_cursor.dumps(), False, result, say, chaos)
     return new_cursor
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib
 
 from simulation.kpis import KPI_DESCRIPTIONS
-from simulation.results import Simulation, capacity_table, comparison_table
+from simulation.results import Simulation, capacity_table, comparison_table, uplift_table
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,6 +29,14 @@ def write_report(sim: Simulation, target: Path) -> Path:
                 series[kpi][arm.name].append((week, value))
     charts = [_chart(kpi, lines) for kpi, lines in sorted(series.items())]
     body = "\n".join(charts) or "<p>No complete simulated week (simulate at least 7 days).</p>"
+    uplift = uplift_table(sim)
+    holdout = (
+        "<h2>Holdout</h2><p>Treated (managed by the engine) vs held-out accounts (static rules "
+        "in the same world), the uplift and its 95% bootstrap interval.</p>"
+        f"<pre>{html.escape(uplift)}</pre>"
+        if uplift
+        else ""
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Policy lab {sim.simulation_id}</title>
 <style>body{{font-family:sans-serif;margin:2em}} figure{{display:inline-block;margin:1em}}
@@ -38,6 +46,7 @@ pre{{background:#f4f4f4;padding:1em}}</style></head><body>
 first simulated week.</p>
 <h2>Last week</h2><pre>{html.escape(comparison_table(sim))}</pre>
 <h2>Capacity</h2><pre>{html.escape(capacity_table(sim))}</pre>
+{holdout}
 <h2>Weekly KPIs</h2>
 {body}
 </body></html>"""

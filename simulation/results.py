@@ -1,4 +1,5 @@
-"""The lab's results in the warehouse: `simulation.runs` and `simulation.weekly_kpis`.
+"""The lab's results in the warehouse: `simulation.runs`, `simulation.weekly_kpis`,
+`simulation.capacity_advice` and (holdout experiments) `simulation.holdout_uplift`.
 
 One simulation has a deterministic id (a hash of the world, the policies, the behaviour and
 the period), so running it again replaces its rows instead of adding a second copy.
@@ -33,6 +34,10 @@ DDL = (
         worked_per_30_days double, book_now double, advised_book_size integer,
         advised_is_lower_bound boolean, target_size integer,
         primary key (simulation_id, arm, role, segment))""",
+    """create table if not exists simulation.holdout_uplift (
+        simulation_id varchar, arm varchar, kpi varchar, treated double, held_out double,
+        uplift double, ci_low double, ci_high double, treated_accounts integer,
+        held_out_accounts integer, primary key (simulation_id, arm, kpi))""",
 )
 
 
@@ -76,7 +81,7 @@ def save(sim: Simulation, warehouse: Path, wait_seconds: float = 60.0) -> None:
             for statement in DDL:
                 con.execute(statement)
             con.execute("begin")
-            for table in ("runs", "weekly_kpis", "capacity_advice"):
+            for table in ("runs", "weekly_kpis", "capacity_advice", "holdout_uplift"):
                 con.execute(
                     f"delete from simulation.{table} where simulation_id = ?", [sim.simulation_id]
                 )
@@ -93,6 +98,11 @@ def save(sim: Simulation, warehouse: Path, wait_seconds: float = 60.0) -> None:
                     "insert into simulation.capacity_advice values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     advice,
                 )
+            if uplift := uplift_rows(sim):
+                con.executemany(
+                    "insert into simulation.holdout_uplift values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    uplift,
+                )
             con.execute("commit")
 
 
@@ -103,6 +113,32 @@ def capacity_rows(sim: Simulation) -> list[tuple]:
         for arm in sim.arms
         for c in arm.capacity
     ]  # fmt: skip
+
+
+def uplift_rows(sim: Simulation) -> list[tuple]:
+    return [
+        (sim.simulation_id, arm.name, u.kpi, u.treated, u.held_out, u.uplift, u.low, u.high,
+         u.treated_accounts, u.held_out_accounts)
+        for arm in sim.arms
+        for u in arm.uplift
+    ]  # fmt: skip
+
+
+def uplift_table(sim: Simulation) -> str:
+    """Per policy arm with a holdout: each KPI treated vs held out, the uplift and its 95%
+    bootstrap interval ("" when no arm had a holdout)."""
+    lines = []
+    for arm in sim.arms:
+        if not arm.uplift:
+            continue
+        u0 = arm.uplift[0]
+        lines.append(f"holdout uplift, {arm.name} ({u0.treated_accounts} treated vs "
+                     f"{u0.held_out_accounts} held-out accounts, whole period, 95% bootstrap):")  # fmt: skip
+        for u in arm.uplift:
+            interval = f"[{_cell(u.low)}, {_cell(u.high)}]" if u.low is not None else "-"
+            lines.append(f"  {u.kpi:<27}{_cell(u.treated):>10}{_cell(u.held_out):>10}"
+                         f"{_cell(u.uplift):>10}  {interval}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def capacity_table(sim: Simulation) -> str:

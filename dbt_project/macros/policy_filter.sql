@@ -145,6 +145,21 @@
     {{ return(literals | join(', ') if literals else "'__none__'") }}
 {%- endmacro %}
 
+{#- The accounts the policy holds out of dynamic books (books.held_out_accounts, e.g. a holdout
+    experiment's control group) as a SQL list of string literals ('__none__' when none): the key
+    is optional, so a unit test's partial policy needs no `books` section. -#}
+{% macro policy_held_out_accounts() -%}
+    {%- set books = policy().get('books') or {} -%}
+    {%- set literals = [] -%}
+    {%- for item in books.get('held_out_accounts') or [] -%}
+        {%- if item is not string -%}
+            {{ exceptions.raise_compiler_error("policy.books.held_out_accounts: expected strings") }}
+        {%- endif -%}
+        {%- do literals.append(sql_string_literal(item)) -%}
+    {%- endfor -%}
+    {{ return(literals | join(', ') if literals else "'__none__'") }}
+{%- endmacro %}
+
 {#- `dbt run-operation render_policy_filters --vars '{policy: ...}'`: logs (as JSON) the SQL that
     the models render for every segment filter and fit rule of the policy, with the same macros
     and error contexts. The one renderer of policy filters; tests prove its safety through this. -#}

@@ -22,6 +22,21 @@ def small_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def warehouse_twin(small_twin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small world as `books twin --from-warehouse` copies it: the CRM extracted into a
+    warehouse (the raw tables every `books run` and the demo fill), then copied into a twin."""
+    from ingest.salesforce import run_salesforce_ingest
+    from simulation.crm_api import twin_api
+    from simulation.twin import copy_twin, twin_from_warehouse
+
+    home = tmp_path_factory.mktemp("lab-warehouse")
+    crm = copy_twin(small_twin, home / "crm.sqlite")
+    with twin_api(crm) as api:
+        run_salesforce_ingest(api.conn, home / "warehouse.duckdb")
+    return twin_from_warehouse(home / "warehouse.duckdb", home / "twin.sqlite").path
+
+
+@pytest.fixture(scope="session")
 def hand_reference(small_twin: Path) -> Reference:
     """Tiers and segments without a cycle: tier by External_Fit_Score__c quartile, segment =
     the one segment of the rep or pool owning the account (what the static arm splits by)."""

@@ -37,3 +37,8 @@ def test_arm_names_are_unique_and_never_the_labs_own_folders() -> None:
                                        Path("c/books.yml"), Path("d/books.yml")])]  # fmt: skip
     assert len(set(names)) == len(names) == 5
     assert names.count("static") == 1 and "reference" not in names
+
+
+def test_books_simulate_refuses_a_holdout_share_outside_0_1(capsys) -> None:
+    assert main(["simulate", "--holdout", "1.5"]) == 2
+    assert "--holdout must be a share between 0 and 1 (got 1.5)" in capsys.readouterr().err

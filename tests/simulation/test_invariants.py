@@ -50,3 +50,39 @@ def test_an_owner_change_no_decision_asked_for_is_named() -> None:
     assert (stray.rule, stray.subject) == ("moved_without_decision", "a3")
     [twice] = check_moves(DAY, Counter({("a2", "pool", "r2"): 2}), decided)
     assert "written 2 times" in twice.detail
+
+
+def test_held_out_accounts_moved_by_a_cycle_are_named() -> None:
+    from collections import Counter
+
+    from simulation.invariants import check_held_out
+
+    changes = Counter({("a1", "r1", "pool"): 1, ("h1", "r2", "pool"): 1})
+    [moved] = check_held_out(DAY, changes, frozenset({"h1", "h2"}))
+    assert (moved.rule, moved.subject, moved.day) == ("held_out_moved", "h1", DAY)
+    assert check_held_out(DAY, changes, frozenset()) == []
+
+
+def test_the_ledger_and_the_twin_must_agree_after_a_cycle(small_twin, tmp_path) -> None:
+    """An applied write the twin does not hold (a silent drop taken for saved), and an owner
+    change no applied write records, are both named; agreeing ones are not."""
+    import sqlite3
+    from collections import Counter
+
+    from simulation.invariants import check_warehouse
+    from simulation.twin import copy_twin
+
+    crm = copy_twin(small_twin, tmp_path / "twin.sqlite")
+    con = sqlite3.connect(crm)
+    (a, owner, status), (b, other, _) = con.execute(
+        'select "Id", "OwnerId", "Book_Status__c" from "Account" order by "Id" limit 2'
+    ).fetchall()
+    con.close()
+    agreeing = {a: {"OwnerId": owner, "Book_Status__c": status}}
+    assert check_warehouse(DAY, crm, agreeing, Counter({(a, "someone", owner): 1})) == []
+    dropped = {a: {"OwnerId": other, "Book_Status__c": status}}
+    [wrong] = check_warehouse(DAY, crm, dropped, Counter())
+    assert (wrong.rule, wrong.subject) == ("warehouse_differs_from_twin", a)
+    assert "OwnerId" in wrong.detail
+    [unrecorded] = check_warehouse(DAY, crm, agreeing, Counter({(b, owner, other): 1}))
+    assert unrecorded.subject == b and "no applied write" in unrecorded.detail

@@ -96,11 +96,11 @@ def test_reps_who_never_touch_anything_leave_coverage_falling(small_twin, hand_r
     assert lazy["rep_utilisation"] == 0
 
 
-def test_frozen_books_reproduce_each_reps_weekly_touches(small_twin, hand_reference, tmp_path):
-    """Owners unchanged for 4 weeks, no decisions: each calibrated rep's simulated touches per
-    week are within 15% of their own history's."""
+def test_frozen_books_reproduce_each_reps_weekly_touches(warehouse_twin, hand_reference, tmp_path):
+    """A twin copied from a warehouse, owners unchanged for 4 weeks, no decisions: each
+    calibrated rep's simulated touches per week are within 15% of their own history's."""
     params = load_params()
-    crm = copy_twin(small_twin, tmp_path / "frozen.sqlite")
+    crm = copy_twin(warehouse_twin, tmp_path / "frozen.sqlite")
     with twin_api(crm) as api:
         cal = calibrate(api, params, hand_reference.tiers, START)
     from simulation.behaviour import Behaviour

@@ -1,5 +1,6 @@
 {#- Exactly one R1 state per account for the as-of date, with the rule that decided it and the
     date the account entered it. Rules, first match wins:
+      held out (books.held_out_accounts)           -> excluded (a holdout experiment's control)
       open opportunity or Type = Customer           -> converted (whoever owns it)
       owner unknown / non-book / inactive rep       -> excluded
       family member converted (exclude_family rule) -> converted
@@ -22,6 +23,7 @@
 {%- set grace = policy_number('lifecycle.grace_period_days') -%}
 {%- set family_rule = policy_get('lifecycle.converted_family_rule') -%}
 {%- set write_back_users = policy_string_list('people.manual_changes.write_back_users') -%}
+{%- set held_out = policy_held_out_accounts() -%}
 with
 
 accounts as (
@@ -175,6 +177,7 @@ decided as (
     select
         *,
         case
+            when account_id in ({{ held_out }}) then 'excluded'
             when has_open_opportunity or is_customer then 'converted'
             when owner_kind is null then 'excluded'
             when owner_kind in ('non_book', 'inactive') then 'excluded'
@@ -191,6 +194,7 @@ decided as (
             else 'stale'
         end as state,
         case
+            when account_id in ({{ held_out }}) then 'held_out'
             when has_open_opportunity then 'open_opportunity'
             when is_customer then 'customer'
             when owner_kind is null then 'unknown_owner'

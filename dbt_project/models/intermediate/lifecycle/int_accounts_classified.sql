@@ -6,7 +6,7 @@
     owner_departure_reason: why the owner no longer holds this account in a book (inactive
     rep, or, for an account dynamic-books placed with its owner, a non-book role or a segment
     that is neither the account's nor its family's; out of office beyond
-    people.departures.out_of_office_release_days). -#}
+    people.departures.out_of_office_release_days); never for an account the policy holds out. -#}
 {%- set segments = policy_get('segments') -%}
 {%- set away_days = policy_get('people.departures.out_of_office_release_days') -%}
 {%- set family_rule = policy_get('lifecycle.hierarchy_rule') -%}
@@ -109,6 +109,7 @@ joined as (
         states.manual_from_owner_id,
         users.manager_id as owner_manager_id,
         case
+            when states.state_reason = 'held_out' then null
             when states.owner_kind = 'inactive' then 'owner_inactive'
             when states.owner_kind = 'non_book' and states.owner_source = 'dynamic_books'
                 then case when users.is_active then 'role_change' else 'owner_inactive' end
