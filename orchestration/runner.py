@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -34,6 +34,7 @@ from orchestration.cycle import (
     TAG_MODE,
     TAG_RECONCILE,
     TAG_SIGNAL_IDS,
+    TAG_TRIGGERED_AT,
     crm_clock_date,
     cycle_tags,
     make_run_id,
@@ -126,6 +127,7 @@ def run_cycle(
     ids: tuple[str, ...] = (),
     key: str = "",
     step_wait_seconds: float | None = None,
+    triggered_at: datetime | None = None,
 ) -> CycleSummary:
     """Run `books_cycle` once, in this process, for `as_of`; never reads the wall clock.
 
@@ -147,6 +149,8 @@ def run_cycle(
     `mode`, `ids`, `key`: what a schedule or sensor would launch (orchestration.cadences): a
     `distribution`/`retrieval` run, or a `signals`/`returns` run for these Signal__c/Account ids
     with the sensor cursor `key` in its run id (the policy lab replays the cadences this way).
+    `triggered_at`: when the trigger of such a run fired (a sensor's tick); the write-back
+    reports the latency from it to the CRM write (`trigger_latency_seconds`).
     """
     paths = paths or resolve_paths()
     policy = load_policy(paths.policy)
@@ -159,6 +163,9 @@ def run_cycle(
         extra_tags[TAG_SIGNAL_IDS if mode == "signals" else TAG_ACCOUNT_IDS] = ",".join(ids)
     if reconcile:
         extra_tags[TAG_RECONCILE] = "true"
+    if triggered_at is not None:
+        moment = triggered_at if triggered_at.tzinfo else triggered_at.replace(tzinfo=UTC)
+        extra_tags[TAG_TRIGGERED_AT] = moment.isoformat()
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
     holder = f"books cycle {run_id}"
     dagster_run_id = str(uuid.uuid4())
@@ -287,7 +294,13 @@ def _run_locked(
     per_object = sorted(
         k for k in write_back_meta if k.endswith(("_planned_changes", "_conflicts"))
     )
-    for name in ("planned_changes", "conflicts", "api_calls", *per_object):
+    for name in (
+        "planned_changes",
+        "conflicts",
+        "api_calls",
+        "trigger_latency_seconds",
+        *per_object,
+    ):
         if name in write_back_meta:
             write_back[name] = write_back_meta[name]
     report = report_path(str(paths.warehouse), as_of.isoformat())
