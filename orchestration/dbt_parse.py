@@ -152,8 +152,8 @@ def warehouse_target(warehouse: str, project: DbtProject = dbt_project) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     (target / TARGET_WAREHOUSE_FILE).write_text(str(resolved))
     (target / "run_results.json").unlink(missing_ok=True)
-    _drop_parse_if_selectors_changed(target / "partial_parse.msgpack", project)
-    _seed_parse(target, root, resolved.name)
+    _seed_parse(target, root, resolved.name)  # copied with its mtime: checked next line
+    _drop_parse_if_selectors_changed(target / PARTIAL_PARSE, project)
     _prune_orphan_targets(root, keep=target)
     return target
 
