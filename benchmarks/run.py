@@ -158,7 +158,8 @@ def _run_signal(ws: Workspace, *, as_of: date, policy_path: Path, work: Path) ->
     out: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "setup": f"{len(ids)} new intent surges on ready pool accounts and "
-        f"{changed['leads_added']} inbound leads through CrmStore.insert",
+        f"{changed['leads_added']} inbound leads from the same accounts' websites "
+        "through CrmStore.insert",
         "stages": [],
         "limits": {},
     }

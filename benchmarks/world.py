@@ -205,21 +205,18 @@ def apply_signal_changes(
     seed: int = SEED,
 ) -> dict[str, Any]:
     """What a hot-signal sensor wakes up to after a daily run: `signals` new intent surges on
-    pool accounts (ready, strong, dated today) and `leads` inbound leads from the websites of
-    other accounts, written through the CRM's API-style inserts (SystemModstamp moves as it
-    would). Returns the new Signal__c ids (the sensor's run is about them)."""
+    ready pool accounts (dated today) and `leads` inbound leads from the websites of the first
+    of them, written through the CRM's API-style inserts (SystemModstamp moves as it would).
+    An intent surge alone is in market, not hot (books.yml `timing`); with an inbound lead the
+    account is hot. Returns the new Signal__c ids (the sensor's run is about them)."""
     rng = random.Random(seed + 1)
     store = CrmStore(crm_db)
     try:
         today = store.clock.today().isoformat()
         with store.connection() as con:
             pool = con.execute(
-                'SELECT "Id" FROM "Account" WHERE NOT "IsDeleted" '
-                'AND "Book_Status__c" = \'ready\' ORDER BY "Id"'
-            ).fetchall()
-            sites = con.execute(
                 'SELECT "Id", "Name", "Website" FROM "Account" WHERE NOT "IsDeleted" '
-                'AND "Website" IS NOT NULL ORDER BY "Id"'
+                'AND "Book_Status__c" = \'ready\' AND "Website" IS NOT NULL ORDER BY "Id"'
             ).fetchall()
             lead_owner = con.execute(
                 'SELECT "OwnerId" FROM "Lead" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1'
@@ -229,9 +226,9 @@ def apply_signal_changes(
         signal_ids = store.insert("Signal__c", [
             {"OwnerId": admin, "Account__c": acc_id, "Signal_Type__c": "intent_surge",
              "Signal_Date__c": today, "Score__c": 99.0, "Topic__c": "sales engagement"}
-            for (acc_id,) in hot
+            for acc_id, _, _ in hot
         ])  # fmt: skip
-        inbound = rng.sample(sites, min(leads, len(sites)))
+        inbound = hot[:leads]
         store.insert("Lead", [
             {"OwnerId": lead_owner, "FirstName": "Inbound", "LastName": f"Lead {n}",
              "Company": name,
