@@ -11,12 +11,20 @@ from typing import Any
 
 STAGES = ("extract", "contracts", "dbt build", "decisions", "write-back", "report")
 DAGSTER = "books_cycle (Dagster)"
-KINDS = ("initial", "full", "daily")
+KINDS = ("initial", "full", "daily")  # each: stages run directly, then through Dagster
+# The run a hot-signal sensor starts after the daily cycle: through Dagster only (its figure
+# is the latency from the trigger to the CRM write, which only the whole run has).
+SIGNAL = "signal"
+ALL_KINDS = (*KINDS, SIGNAL)
 KIND_TITLES = {
     "initial": "initial load (empty warehouse)",
     "full": "full rebuild (raw present)",
     "daily": "daily cycle (1% accounts changed, +1 day of activities)",
+    SIGNAL: "signal run (50 new hot signals and 50 inbound leads after the daily cycle)",
 }
+SIGNAL_RUN = "signals run (Dagster)"
+# Trigger to CRM write of a signals run, per scale (seconds).
+SIGNAL_LATENCY_GOALS = {"S": 10.0, "L": 20.0}
 GIB = 1024.0  # MiB per GiB
 
 
@@ -174,6 +182,12 @@ def checks(result: dict[str, Any]) -> list[Check]:
         if scale == "L":
             add(f"{kind_name}: peak RSS of any stage (GiB)", _gib(kind_peak(kind)), "<= 8 GiB",
                 lambda v: v <= 8, True)  # fmt: skip
+    signal = kinds.get(SIGNAL, {}).get("dagster")
+    if signal is not None:
+        latency = signal["data"].get("trigger_latency_seconds") if ok(signal) else None
+        goal = SIGNAL_LATENCY_GOALS.get(scale, SIGNAL_LATENCY_GOALS["L"])
+        add("signal run: trigger to CRM write s", latency,
+            "<= 10 s (S), <= 20 s (L)", lambda v: v <= goal, scale in SIGNAL_LATENCY_GOALS)  # fmt: skip
     dag = initial.get("dagster")
     if scale == "S" and dag is not None:
         add("S demo cycle (initial, through Dagster): wall s",
@@ -197,6 +211,34 @@ def _fmt(value: float | None) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.2f}"
+
+
+def _signal_section(kind: dict[str, Any] | None) -> list[str]:
+    """The signal run: one row, the whole run through Dagster, with what it decided."""
+    if not kind:
+        return []
+    run = kind.get("dagster") or {}
+    data = run.get("data", {}) if ok(run) else {}
+    share = data.get("decided_share")
+    decided = (
+        f"{data['accounts_decided']:,} of {data['accounts']:,} accounts ({share:.1%}); "
+        "the transform rebuilt every account"
+        if share is not None
+        else "-"
+    )
+    decisions = ", ".join(f"{k} {v}" for k, v in sorted(data.get("decisions", {}).items()))
+    return [
+        "",
+        f"## {KIND_TITLES[SIGNAL]}",
+        "",
+        *([f"Set-up: {kind['setup']}", ""] if kind.get("setup") else []),
+        "| run | status | wall s | peak RSS MiB | trigger to CRM write s "
+        "| accounts its decisions considered | decisions |",
+        "|---|---|---:|---:|---:|---|---|",
+        f"| {SIGNAL_RUN} | {run.get('status', 'not run')} | {_fmt(run.get('seconds'))} "
+        f"| {_fmt(run.get('peak_rss_mib'))} | {_fmt(data.get('trigger_latency_seconds'))} "
+        f"| {decided} | {decisions or '-'} |",
+    ]
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -255,6 +297,7 @@ def render_markdown(result: dict[str, Any]) -> str:
                 f"{_fmt(dag['peak_rss_mib'])} | sum of stages run directly: {_fmt(total)} s "
                 f"| {ratio} |"
             )
+    lines += _signal_section(result.get("kinds", {}).get(SIGNAL))
     daily, full = (result.get("kinds", {}).get(k) for k in ("daily", "full"))
     if daily and full and kind_total(daily) and kind_total(full):
         lines += ["", f"daily / full rebuild = {kind_total(daily) / kind_total(full):.2f}"]

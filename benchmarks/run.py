@@ -1,9 +1,11 @@
 """Benchmark the books cycle at one scale: `python benchmarks/run.py --scale S|M|L|XL`.
 
-Three kinds of run on one cached world: initial load (empty warehouse), full rebuild
-(raw present, every model rebuilt, decisions, write-back) and daily cycle (after the full
+Four kinds of run on one cached world: initial load (empty warehouse), full rebuild
+(raw present, every model rebuilt, decisions, write-back), daily cycle (after the full
 rebuild: the CRM clock +1 day, 1% of accounts edited, one day of activities added, then the
-normal incremental run). Each stage runs in its own child process (see measure.py) beside its
+normal incremental run) and signal run (after the daily cycle: 50 new hot signals and 50
+inbound leads, then the run a hot-signal sensor starts, through Dagster only; its figures are
+the latency from the trigger to the CRM write and the share of accounts it decided). Each stage runs in its own child process (see measure.py) beside its
 limit measured in the same run; the whole `books_cycle` runs through Dagster on a snapshot of
 the same starting state. Results: `<out>/<date>-<scale>.md` (+ `.json` for scaling.py).
 """
@@ -27,7 +29,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`: make the repo impor
 
 from benchmarks import stages  # noqa: E402
 from benchmarks.measure import StageResult, run_stage, say  # noqa: E402
-from benchmarks.results import KINDS, render_markdown  # noqa: E402
+from benchmarks.results import ALL_KINDS, SIGNAL, SIGNAL_RUN, render_markdown  # noqa: E402
 from benchmarks.world import (  # noqa: E402
     AS_OF,
     SCALES,
@@ -68,8 +70,8 @@ def _setup_data(result: StageResult) -> dict[str, Any]:
 def _kinds_needed(kind: str) -> list[str]:
     """A kind needs the ones before it (the daily cycle runs after a full rebuild)."""
     if kind == "all":
-        return list(KINDS)
-    return list(KINDS[: KINDS.index(kind) + 1])
+        return list(ALL_KINDS)
+    return list(ALL_KINDS[: ALL_KINDS.index(kind) + 1])
 
 
 def _run_kind(
@@ -84,6 +86,8 @@ def _run_kind(
     dagster: bool,
 ) -> dict[str, Any]:
     """Set-up (untimed), a Dagster snapshot, then each stage directly with its limit."""
+    if kind == SIGNAL:
+        return _run_signal(ws, as_of=as_of, policy_path=policy_path, work=work)
     out: dict[str, Any] = {"as_of": as_of.isoformat(), "run_id": run_id, "limits": {}}
     if kind == "full":
         # Raw must reflect the CRM after the initial write-back, as it would on any real day.
@@ -143,6 +147,31 @@ def _run_kind(
             policy_path=str(policy_path), as_of=as_of.isoformat(), attempt=attempt,
         )).as_json()  # fmt: skip
         shutil.rmtree(snap.root, ignore_errors=True)
+    return out
+
+
+def _run_signal(ws: Workspace, *, as_of: date, policy_path: Path, work: Path) -> dict[str, Any]:
+    """The run a hot-signal sensor starts after the daily cycle, through Dagster (untimed
+    set-up: the new signals and leads in the CRM)."""
+    changed = _setup("signal changes", "signal_changes", crm_db=str(ws.crm_db))
+    ids = changed["signal_ids"]
+    out: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "setup": f"{len(ids)} new intent surges on ready pool accounts and "
+        f"{changed['leads_added']} inbound leads from the same accounts' websites "
+        "through CrmStore.insert",
+        "stages": [],
+        "limits": {},
+    }
+    say(f"{SIGNAL}: set-up: {out['setup']}")
+    snap = snapshot(ws, work / "dagster")
+    out["dagster"] = _show(run_stage(
+        SIGNAL_RUN, S + "dagster_signal_cycle", root=str(snap.root),
+        policy_path=str(policy_path), as_of=as_of.isoformat(), signal_ids=ids,
+        key=f"benchmark:{ids[-1] if ids else ''}",
+    )).as_json()  # fmt: skip
+    out["run_id"] = out["dagster"]["data"].get("run_id", "")
+    shutil.rmtree(snap.root, ignore_errors=True)
     return out
 
 
@@ -256,6 +285,7 @@ def run(
         "initial": (AS_OF, 1),
         "full": (AS_OF, 2),  # a second cycle for the same day: its own run id
         "daily": (AS_OF + timedelta(days=1), 1),
+        SIGNAL: (AS_OF + timedelta(days=1), 1),  # out of cycle, the same day as the daily run
     }
     for kind_name in _kinds_needed(kind):
         as_of, attempt = plan[kind_name]
@@ -386,11 +416,11 @@ def _write(result: dict[str, Any], out_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", required=True, choices=list(SCALES))
-    parser.add_argument("--kind", default="all", choices=[*KINDS, "all"])
+    parser.add_argument("--kind", default="all", choices=[*ALL_KINDS, "all"])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument("--accounts", type=int, help=argparse.SUPPRESS)  # smoke tests only
     parser.add_argument("--no-dagster", action="store_true",
-                        help="skip the whole-cycle run through Dagster")  # fmt: skip
+                        help="skip the whole-cycle run through Dagster (the signal run, Dagster only, still runs)")  # fmt: skip
     parser.add_argument("--replica-of", choices=list(SCALES),
                         help="full rebuild only, on the raw layer of this scale's benchmark "
                         "replicated to --scale (XL: 10 copies of L; see replica.py)")  # fmt: skip

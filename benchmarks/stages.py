@@ -121,6 +121,12 @@ def daily_changes(crm_db: str) -> dict[str, Any]:
     return apply_daily_changes(Path(crm_db))
 
 
+def signal_changes(crm_db: str) -> dict[str, Any]:
+    from benchmarks.world import apply_signal_changes
+
+    return apply_signal_changes(Path(crm_db))
+
+
 def replica(
     source: str, replica_path: str, copies: int, user_groups: int, task_share: int
 ) -> dict[str, Any]:
@@ -376,17 +382,7 @@ def report(warehouse: str, out: str, as_of: str, run_id: str) -> dict[str, Any]:
 def dagster_cycle(root: str, policy_path: str, as_of: str, attempt: int) -> dict[str, Any]:
     """The whole `books_cycle` as `books run` starts it: runner, persistent instance, job."""
     run_cycle = _need("orchestration.runner", "run_cycle")
-    resolve_paths = _need("policy", "resolve_paths")
-    ws = Path(root)
-    paths = resolve_paths(
-        {
-            "BOOKS_POLICY": policy_path,
-            "BOOKS_CRM_DB": str(ws / "crm.sqlite"),
-            "BOOKS_WAREHOUSE": str(ws / "wh" / "warehouse.duckdb"),
-            "BOOKS_LANDING": str(ws / "landing"),
-            "DAGSTER_HOME": str(ws / "dagster"),
-        }
-    )
+    paths = _workspace_paths(Path(root), policy_path)
     summary = run_cycle(
         date.fromisoformat(as_of), dry_run=False, override_guard=True, attempt=attempt, paths=paths
     )
@@ -402,6 +398,67 @@ def dagster_cycle(root: str, policy_path: str, as_of: str, attempt: int) -> dict
             + (": " + _step_errors(paths.dagster_home, summary.dagster_run_id))
         )
     return data
+
+
+def dagster_signal_cycle(
+    root: str, policy_path: str, as_of: str, signal_ids: list[str], key: str
+) -> dict[str, Any]:
+    """The run a hot-signal sensor starts for `signal_ids`, triggered now: its latency from the
+    trigger to the end of its CRM write, and the share of accounts its decisions considered."""
+    run_cycle = _need("orchestration.runner", "run_cycle")
+    paths = _workspace_paths(Path(root), policy_path)
+    summary = run_cycle(
+        date.fromisoformat(as_of), dry_run=False, override_guard=True, paths=paths,
+        mode="signals", ids=tuple(signal_ids), key=key, triggered_at=datetime.now(UTC),
+    )  # fmt: skip
+    data: dict[str, Any] = {
+        "run_id": summary.run_id,
+        "decisions": dict(summary.decisions_by_kind),
+        "trigger_latency_seconds": summary.write_back.get("trigger_latency_seconds"),
+        "write_back": {k: v for k, v in summary.write_back.items() if isinstance(v, int)},
+        **_decided_share(paths.warehouse),
+    }
+    if not summary.success:
+        data["_failed"] = (
+            "signals run failed at "
+            + ", ".join(summary.failed_steps)
+            + (": " + _step_errors(paths.dagster_home, summary.dagster_run_id))
+        )
+    return data
+
+
+def _decided_share(warehouse: Path) -> dict[str, Any]:
+    """Accounts the run's decisions considered (its signals' accounts and the pool candidates
+    with them) against all accounts. The transform layer rebuilds every account until the
+    as-of models are incremental."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        total = con.execute("select count(*) from intermediate.int_accounts_classified").fetchone()
+        considered = con.execute(
+            "select count(distinct account_id) from ("
+            " select account_id from decisions.dec_cycle_accounts"
+            " union all select account_id from decisions.dec_run_candidates)"
+        ).fetchone()
+    accounts, decided = int(total[0]), int(considered[0])
+    return {
+        "accounts": accounts,
+        "accounts_decided": decided,
+        "decided_share": round(decided / accounts, 4) if accounts else None,
+    }
+
+
+def _workspace_paths(ws: Path, policy_path: str) -> Any:
+    resolve_paths = _need("policy", "resolve_paths")
+    return resolve_paths(
+        {
+            "BOOKS_POLICY": policy_path,
+            "BOOKS_CRM_DB": str(ws / "crm.sqlite"),
+            "BOOKS_WAREHOUSE": str(ws / "wh" / "warehouse.duckdb"),
+            "BOOKS_LANDING": str(ws / "landing"),
+            "DAGSTER_HOME": str(ws / "dagster"),
+        }
+    )
 
 
 def _step_errors(dagster_home: Path, dagster_run_id: str) -> str:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from local_crm.db import CrmStore
 
@@ -190,3 +191,51 @@ def apply_daily_changes(crm_db: Path, *, seed: int = SEED) -> dict[str, int]:
     finally:
         store.close()
     return {"accounts_changed": len(updates), "activities_added": len(records)}
+
+
+SIGNAL_RUN_SIGNALS = 50
+SIGNAL_RUN_LEADS = 50
+
+
+def apply_signal_changes(
+    crm_db: Path,
+    *,
+    signals: int = SIGNAL_RUN_SIGNALS,
+    leads: int = SIGNAL_RUN_LEADS,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """What a hot-signal sensor wakes up to after a daily run: `signals` new intent surges on
+    ready pool accounts (dated today) and `leads` inbound leads from the websites of the first
+    of them, written through the CRM's API-style inserts (SystemModstamp moves as it would).
+    An intent surge alone is in market, not hot (books.yml `timing`); with an inbound lead the
+    account is hot. Returns the new Signal__c ids (the sensor's run is about them)."""
+    rng = random.Random(seed + 1)
+    store = CrmStore(crm_db)
+    try:
+        today = store.clock.today().isoformat()
+        with store.connection() as con:
+            pool = con.execute(
+                'SELECT "Id", "Name", "Website" FROM "Account" WHERE NOT "IsDeleted" '
+                'AND "Book_Status__c" = \'ready\' AND "Website" IS NOT NULL ORDER BY "Id"'
+            ).fetchall()
+            lead_owner = con.execute(
+                'SELECT "OwnerId" FROM "Lead" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1'
+            ).fetchone()[0]
+            admin = con.execute('SELECT "OwnerId" FROM "Signal__c" LIMIT 1').fetchone()[0]
+        hot = rng.sample(pool, min(signals, len(pool)))
+        signal_ids = store.insert("Signal__c", [
+            {"OwnerId": admin, "Account__c": acc_id, "Signal_Type__c": "intent_surge",
+             "Signal_Date__c": today, "Score__c": 99.0, "Topic__c": "sales engagement"}
+            for acc_id, _, _ in hot
+        ])  # fmt: skip
+        inbound = hot[:leads]
+        store.insert("Lead", [
+            {"OwnerId": lead_owner, "FirstName": "Inbound", "LastName": f"Lead {n}",
+             "Company": name,
+             "Email": f"inbound{n}@{str(site).split('//')[-1].strip('/').removeprefix('www.')}",
+             "Website": site, "LeadSource": "Web", "Status": "Open", "IsConverted": False}
+            for n, (_, name, site) in enumerate(inbound)
+        ])  # fmt: skip
+    finally:
+        store.close()
+    return {"signal_ids": sorted(signal_ids), "leads_added": len(inbound)}

@@ -29,6 +29,7 @@ from orchestration.cycle import (
     TAG_RECONCILE,
     TAG_RUN_ID,
     TAG_SIGNAL_IDS,
+    TAG_TRIGGERED_AT,
     PolicyResource,
     cycle_tags,
     make_run_id,
@@ -138,6 +139,7 @@ def build_change_sensor(
         loaded = policy.policy
         if not _enabled(loaded, mode):
             return dg.SkipReason(f"cadence '{mode}' is switched off in {policy.resolved_path()}")
+        ticked = datetime.now(UTC)  # the trigger: the write-back reports its latency from here
         cursor = ModstampCursor.parse(context.cursor)
         with crm.open() as client:
             rows = changed_rows(client, soql_object, where, cursor)
@@ -155,7 +157,8 @@ def build_change_sensor(
         as_of = crm.today(_modstamp_time(new_cursor.modstamp or ""))
         ids = sorted({r["Id"] for r in batch})
         run_id = make_run_id(as_of, policy.version, mode=mode, key=new_cursor.dumps())
-        tags = cycle_tags(as_of, run_id, mode=mode, extra={ids_tag: ",".join(ids)})
+        extra = {ids_tag: ",".join(ids), TAG_TRIGGERED_AT: ticked.isoformat()}
+        tags = cycle_tags(as_of, run_id, mode=mode, extra=extra)
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"{mode}:{new_cursor.dumps()}", tags=tags)],
             cursor=new_cursor.dumps(),

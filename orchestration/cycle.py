@@ -30,6 +30,9 @@ TAG_OVERRIDE_GUARD = "books/override_guard"  # "true" | "false"
 TAG_SIGNAL_IDS = "books/signal_ids"  # comma-separated Signal__c ids (signals mode)
 TAG_ACCOUNT_IDS = "books/account_ids"  # comma-separated Account ids (returns mode)
 TAG_RECONCILE = "books/reconcile"  # "true": the extract also reconciles ids with the CRM
+# When the trigger of an out-of-cycle run fired (a sensor's tick: ISO 8601, UTC); the write-back
+# reports the latency from it to the CRM write (`trigger_latency_seconds`).
+TAG_TRIGGERED_AT = "books/triggered_at"
 
 MODES = ("full", "distribution", "retrieval", "signals", "returns")
 DUCKDB_POOL = "duckdb_writer"
@@ -177,6 +180,18 @@ def cycle_ids_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> t
     tags = _run_tags(context)
     raw = tags.get(TAG_SIGNAL_IDS, "") + "," + tags.get(TAG_ACCOUNT_IDS, "")
     return tuple(sorted({i.strip() for i in raw.split(",") if i.strip()}))
+
+
+def triggered_at_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> datetime | None:
+    """The moment the run's trigger fired (`books/triggered_at`), if the run has one."""
+    raw = _run_tags(context).get(TAG_TRIGGERED_AT)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"run tag {TAG_TRIGGERED_AT}={raw!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def dbt_cycle_mode(mode: str) -> str:

@@ -11,7 +11,12 @@ from typing import Any
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from orchestration.dbt_parse import DBT_PROJECT_DIR, ENV_WAREHOUSE, dbt_executable, dbt_project
+from orchestration.dbt_parse import (
+    DBT_IN_WAREHOUSE_DIR,
+    DBT_PROJECT_DIR,
+    dbt_project,
+    dbt_run_env,
+)
 from policy.paths import temporary_env
 
 log = logging.getLogger(__name__)
@@ -20,9 +25,9 @@ log = logging.getLogger(__name__)
 @contextmanager
 def dbt_environment(warehouse: str, policy_env: Mapping[str, str]) -> Iterator[None]:
     """The environment of one dbt subprocess (dagster-dbt passes os.environ on): the warehouse
-    the profile opens (BOOKS_WAREHOUSE) and the policy (`PolicyResource.dbt_env`); restored
-    afterwards."""
-    with temporary_env({ENV_WAREHOUSE: warehouse, **policy_env}):
+    the profile opens (BOOKS_WAREHOUSE, made relative by `dbt_in_warehouse_dir`), the dbt to run
+    and the policy (`PolicyResource.dbt_env`); restored afterwards."""
+    with temporary_env({**dbt_run_env(warehouse), **policy_env}):
         yield
 
 
@@ -80,7 +85,10 @@ class BooksDbtCliResource(DbtCliResource):
 
 
 def dbt_resource() -> DbtCliResource:
-    """The dbt CLI resource for the product's dbt project."""
+    """The dbt CLI resource for the product's dbt project; dbt runs through
+    `dbt_in_warehouse_dir`, so every warehouse file of one name shares one parse."""
     return BooksDbtCliResource(
-        project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+        project_dir=dbt_project,
+        profiles_dir=str(DBT_PROJECT_DIR),
+        dbt_executable=str(DBT_IN_WAREHOUSE_DIR),
     )

@@ -17,6 +17,7 @@ codes and what happens next), conflicts, held. What became of each decision is a
 `ops.decision_outcomes` (asset `ops/decision_outcomes`; public view book_decision_outcomes).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -28,6 +29,7 @@ from orchestration.cycle import (
     PolicyResource,
     as_of_date_of,
     flag_of,
+    triggered_at_of,
 )
 from orchestration.resources import CrmOpener, WarehouseResource
 from reverse_etl import (
@@ -92,6 +94,19 @@ def decision_outcome_log(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with ledger.connect(warehouse.warehouse_path) as con:
         rows = con.execute("select count(*) from ops.decision_outcomes").fetchall()[0][0]
     return dg.MaterializeResult(metadata={"dagster/row_count": int(rows)})
+
+
+def _trigger_latency(context: dg.AssetExecutionContext, written: datetime) -> dict[str, Any]:
+    """Speed to lead: the seconds from the run's trigger (a sensor's tick, `books/triggered_at`)
+    to the end of its CRM write; nothing for a run without a trigger time."""
+    triggered = triggered_at_of(context)
+    if triggered is None:
+        return {}
+    return {
+        "triggered_at": triggered.isoformat(),
+        "crm_written_at": written.isoformat(),
+        "trigger_latency_seconds": round((written - triggered).total_seconds(), 3),
+    }
 
 
 def _blocked_message(plan: Plan) -> str:
@@ -174,6 +189,7 @@ def salesforce_write_back(
     else:
         with crm.open() as connection:
             report = apply_plan(connection, path, plan, override_guard=override)
+    written = datetime.now(UTC)
     metadata: dict[str, Any] = {
         "run_id": run_id,
         "dry_run": dry_run,
@@ -187,6 +203,7 @@ def salesforce_write_back(
         "conflicts": len(report.conflicts),
         "readback_mismatches": report.readback_mismatches,
         "stopped_by_api_budget": report.stopped_by_budget,
+        **_trigger_latency(context, written),
     }
     for name, count in plan.count_by_object().items():
         key = name.lower()

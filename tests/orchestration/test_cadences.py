@@ -18,6 +18,7 @@ from orchestration.cycle import (
     TAG_MODE,
     TAG_RUN_ID,
     TAG_SIGNAL_IDS,
+    TAG_TRIGGERED_AT,
     PolicyResource,
     crm_today,
 )
@@ -106,8 +107,11 @@ def test_signal_sensor_initialises_then_routes_only_new_signals(tmp_path: Path) 
         {"Id": "a01B", "SystemModstamp": _stamp(1)},
         {"Id": "a01C", "SystemModstamp": _stamp(4, 5)},
     ]
+    ticked = datetime.now(UTC)
     second = _eval_sensor(sensor, policy_path, crm, first.cursor)
     (request,) = second.run_requests
+    # The tick's moment, from which the write-back measures the run's speed to lead.
+    assert ticked <= datetime.fromisoformat(request.tags[TAG_TRIGGERED_AT]) <= datetime.now(UTC)
     assert request.tags[TAG_SIGNAL_IDS] == "a01B,a01C"
     assert request.tags[TAG_MODE] == "signals"
     assert request.tags[TAG_AS_OF_DATE] == "2025-03-04"  # the CRM clock, not the wall clock

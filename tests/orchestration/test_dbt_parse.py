@@ -1,6 +1,6 @@
-"""The `dbt parse` made when definitions load is made for the cycle about to run (its warehouse
-and policy), so that cycle's dbt build reuses it: dbt parses the whole project again when the
-profile (which holds the warehouse path) differs from the saved parse. The policy reaches dbt
+"""The `dbt parse` made when definitions load serves every cycle of the project and policy,
+whatever folder its warehouse is in: dbt parses the whole project again when the profile
+(which holds the warehouse path) differs from the saved parse, so dbt sees only the file name. The policy reaches dbt
 through the environment, never the command line."""
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from orchestration.dbt_parse import DBT_PROJECT_DIR, dbt_executable, dbt_manifest_path
+from orchestration.dbt_cli import dbt_resource
+from orchestration.dbt_parse import (
+    DBT_PROJECT_DIR,
+    dbt_executable,
+    dbt_manifest_path,
+    dbt_run_env,
+)
 from policy import load_policy, policy_dbt_env, resolve_paths
 from tests.homes import home_env
 
@@ -22,25 +28,28 @@ def _dbt_log_events(target: Path) -> list[dict]:
     return [json.loads(line) for line in (target / "dbt.log").read_text().splitlines() if line]
 
 
-def test_the_cycle_reuses_the_parse_made_for_its_own_warehouse(tmp_path: Path) -> None:
+def test_a_new_warehouse_folder_reuses_the_projects_parse(tmp_path: Path) -> None:
+    """A cycle on a warehouse in a new folder (a test's, a benchmark world's, a lab arm's)
+    gets the project's saved parse (dagster-dbt seeds its target folder with it) and dbt reuses
+    it: the path dbt hashes into its profile is the file name, not the folder."""
     project_dir = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
     project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
-    # not the environment's warehouse: a cycle started with explicit paths (tests, benchmarks)
     paths = resolve_paths(home_env(tmp_path / "home"))
-    assert str(paths.warehouse) != os.environ.get("BOOKS_WAREHOUSE")
 
     manifest = dbt_manifest_path(project, paths)  # missing, so parsed now
 
     assert manifest.is_file()
-    # What the cycle's build gets (warehouse_target, seeded by dagster-dbt): a folder of its
-    # own holding the project's saved parse, and the cycle's warehouse in the environment.
+    # The build of a cycle on another warehouse folder: a target of its own holding the
+    # project's saved parse, dbt run as the cycle's dbt resource runs it.
+    other = tmp_path / "elsewhere" / paths.warehouse.name
+    other.parent.mkdir()
     build_target = tmp_path / "build-target"
     build_target.mkdir()
     shutil.copy2(manifest.parent / "partial_parse.msgpack", build_target)
     done = subprocess.run(
         [
-            dbt_executable(),
+            dbt_resource().dbt_executable,
             "parse",
             "--log-format-file",
             "json",
@@ -55,7 +64,7 @@ def test_the_cycle_reuses_the_parse_made_for_its_own_warehouse(tmp_path: Path) -
         ],  # fmt: skip
         env={
             **os.environ,
-            "BOOKS_WAREHOUSE": str(paths.warehouse),
+            **dbt_run_env(other),
             **policy_dbt_env(load_policy(paths.policy)),
         },
         capture_output=True,

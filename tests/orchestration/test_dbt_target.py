@@ -46,3 +46,31 @@ def test_targets_of_gone_warehouses_are_pruned_once_unused_for_a_day(tmp_path: P
     assert left == sorted(p.name for p in (kept, recent, current))
     # the same warehouse always gets the same folder
     assert warehouse_target(str(kept_warehouse), project) == kept
+
+
+def test_a_new_warehouse_folder_starts_from_the_parse_of_a_warehouse_of_the_same_name(
+    tmp_path: Path,
+) -> None:
+    """dbt sees only the warehouse's file name, so a parse made for `warehouse.duckdb` in one
+    folder serves another folder's `warehouse.duckdb`; one for another name is not taken."""
+    project_dir = tmp_path / "dbt_project"
+    project_dir.mkdir()
+    project = SimpleNamespace(
+        manifest_path=project_dir / "target" / "manifest.json", project_dir=project_dir
+    )
+    older = warehouse_target(str(tmp_path / "a" / "warehouse.duckdb"), project)
+    (older / "partial_parse.msgpack").write_bytes(b"older parse")
+    _age(older / "partial_parse.msgpack", 60)
+    newer = warehouse_target(str(tmp_path / "b" / "warehouse.duckdb"), project)
+    (newer / "partial_parse.msgpack").write_bytes(b"newer parse")
+    other = warehouse_target(str(tmp_path / "c" / "w.duckdb"), project)
+    (other / "partial_parse.msgpack").write_bytes(b"parse for another file name")
+
+    fresh = warehouse_target(str(tmp_path / "new" / "warehouse.duckdb"), project)
+    lone = warehouse_target(str(tmp_path / "new" / "lone.duckdb"), project)
+
+    assert (fresh / "partial_parse.msgpack").read_bytes() == b"newer parse"
+    assert not (lone / "partial_parse.msgpack").exists()
+    # a folder's own parse is never replaced
+    assert warehouse_target(str(tmp_path / "c" / "w.duckdb"), project) == other
+    assert (other / "partial_parse.msgpack").read_bytes() == b"parse for another file name"

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from orchestration.runner import _step_listener
+from orchestration.execution import _step_listener
 
 
 def _entry(kind: str, step: str, at: float, data: Any = None) -> SimpleNamespace:
@@ -31,7 +31,7 @@ def test_one_line_per_finished_step_with_time_and_rows(caplog: pytest.LogCapture
     lines: list[str] = []
     collected: dict[str, Any] = {"failed": [], "reasons": {}, "checks": {}, "materialized": {}}
     on_event = _step_listener(lambda message, *_, **__: lines.append(message), collected)
-    with caplog.at_level(logging.INFO, logger="orchestration.runner"):
+    with caplog.at_level(logging.INFO, logger="orchestration.execution"):
         for entry in [
             _entry("STEP_START", "salesforce_raw", 100.0),
             _entry("ASSET_MATERIALIZATION", "salesforce_raw", 101.0,

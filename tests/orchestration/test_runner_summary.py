@@ -8,11 +8,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.runner import CycleSummary, _ingest_checks
+from orchestration.summary import CycleSummary, ingest_checks
 
 
 def _summary(materialized: dict[dg.AssetKey, dict]) -> str:
-    reconciliation, gaps = _ingest_checks(materialized)
+    reconciliation, gaps = ingest_checks(materialized)
     return CycleSummary(
         as_of_date=date(2025, 6, 2), run_id="r", dagster_run_id="d", policy_version="p" * 64,
         success=True, dry_run=False, warehouse=Path("w.duckdb"), report=None,
