@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import assume, event, given
+from hypothesis import assume, event, given, settings
 
 from tests.decisions.compiled_sql import CompiledRunner
 from tests.decisions.decision_worlds import World, property_settings, run_world, worlds
@@ -51,7 +51,8 @@ def _signal_step(decisions: list[dict]) -> list[tuple]:
     )
 
 
-@property_settings()
+# Each example runs the engine twice; 150 worlds in CI keep this file near two minutes there.
+@settings(property_settings(), max_examples=min(150, property_settings().max_examples))
 @given(world=worlds())
 def test_a_signals_run_routes_its_accounts_as_the_full_cycle_does(
     engine: CompiledRunner, world: World
