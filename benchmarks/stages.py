@@ -392,11 +392,7 @@ def dagster_cycle(root: str, policy_path: str, as_of: str, attempt: int) -> dict
         "write_back": {k: v for k, v in summary.write_back.items() if isinstance(v, int)},
     }
     if not summary.success:
-        data["_failed"] = (
-            "books_cycle failed at "
-            + ", ".join(summary.failed_steps)
-            + (": " + _step_errors(paths.dagster_home, summary.dagster_run_id))
-        )
+        data["_failed"] = _failure("books_cycle", paths, summary)
     return data
 
 
@@ -419,12 +415,16 @@ def dagster_signal_cycle(
         **_decided_share(paths.warehouse),
     }
     if not summary.success:
-        data["_failed"] = (
-            "signals run failed at "
-            + ", ".join(summary.failed_steps)
-            + (": " + _step_errors(paths.dagster_home, summary.dagster_run_id))
-        )
+        data["_failed"] = _failure("signals run", paths, summary)
     return data
+
+
+def _failure(what: str, paths: Any, summary: Any) -> str:
+    """One line for a failed Dagster run: where it failed and the steps' errors."""
+    failed_at = ", ".join(summary.failed_steps)
+    return (
+        f"{what} failed at {failed_at}: {_step_errors(paths.dagster_home, summary.dagster_run_id)}"
+    )
 
 
 def _decided_share(warehouse: Path) -> dict[str, Any]:

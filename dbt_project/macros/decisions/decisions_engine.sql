@@ -229,6 +229,21 @@
     limits_cte: rep_id, total_room, first_room, second_room.
     Emits CTE `<name>`: rep_id, unit_id, pick_number, slot_order (1 first kind, 2 second),
     built from its helpers `<name>_sequence` and `<name>_steps` (named by the caller). -#}
+{#- Each rep's picks in pick order, numbered per rep: what both fit walks step through. -#}
+{% macro decisions_fit_walk_sequence(name, assigned_cte) -%}
+{{ name }}_sequence as (
+    select
+        walk_picks.rep_id,
+        walk_picks.unit_id,
+        cast(walk_picks.unit_weight as {{ dbt.type_bigint() }}) as unit_weight,
+        walk_picks.pick_number,
+        row_number() over (
+            partition by walk_picks.rep_id order by walk_picks.pick_number
+        ) as rep_pick_index
+    from {{ assigned_cte }} as walk_picks
+),
+{%- endmacro %}
+
 {% macro decisions_fit_walk_ctes(name, assigned_cte, limits_cte) -%}
     {{ return(adapter.dispatch('decisions_fit_walk_ctes', 'dynamic_books')(
         name, assigned_cte, limits_cte)) }}
@@ -236,17 +251,7 @@
 
 {% macro default__decisions_fit_walk_ctes(name, assigned_cte, limits_cte) -%}
 {%- set int_type = dbt.type_bigint() -%}
-{{ name }}_sequence as (
-    select
-        walk_picks.rep_id,
-        walk_picks.unit_id,
-        cast(walk_picks.unit_weight as {{ int_type }}) as unit_weight,
-        walk_picks.pick_number,
-        row_number() over (
-            partition by walk_picks.rep_id order by walk_picks.pick_number
-        ) as rep_pick_index
-    from {{ assigned_cte }} as walk_picks
-),
+{{ decisions_fit_walk_sequence(name, assigned_cte) }}
 
 {{ name }}_steps as (
     with recursive walk (
@@ -319,17 +324,7 @@
 {% macro spark__decisions_fit_walk_ctes(name, assigned_cte, limits_cte) -%}
 {%- set int_type = dbt.type_bigint() -%}
 {%- set slot = decisions_fit_slot_order('pick.unit_weight', 'acc') -%}
-{{ name }}_sequence as (
-    select
-        walk_picks.rep_id,
-        walk_picks.unit_id,
-        cast(walk_picks.unit_weight as {{ int_type }}) as unit_weight,
-        walk_picks.pick_number,
-        row_number() over (
-            partition by walk_picks.rep_id order by walk_picks.pick_number
-        ) as rep_pick_index
-    from {{ assigned_cte }} as walk_picks
-),
+{{ decisions_fit_walk_sequence(name, assigned_cte) }}
 
 {{ name }}_steps as (
     select
