@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -82,13 +83,14 @@ def kill_point(plan: ChaosPlan, seed: int, day: date, mode: str) -> KillPoint | 
 
 def kill_attempt(env: dict[str, str], argv: list[str], point: KillPoint) -> int | None:
     """Start the cycle (`python -m simulation.attempt ARGV`) in a child process, read its
-    progress lines and SIGKILL it at `point`; its exit code when it ended first, else None."""
+    progress lines and SIGKILL it (with the processes it started) at `point`; its exit code when it ended first, else None."""
     child = subprocess.Popen(
         [sys.executable, "-m", "simulation.attempt", *argv],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,  # its own process group: the kill takes dbt's child with it
     )
     finished = 0
     assert child.stdout is not None
@@ -99,7 +101,9 @@ def kill_attempt(env: dict[str, str], argv: list[str], point: KillPoint) -> int 
             try:
                 return child.wait(timeout=point.delay)
             except subprocess.TimeoutExpired:
-                child.kill()
+                # The whole group, as a service manager stops a job: a dbt build the attempt
+                # started would otherwise live on and hold the warehouse's lock.
+                os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
                 return None
     return child.wait()
